@@ -1,0 +1,357 @@
+"""From a paper table and the user's knobs to concrete layers: the one place where width and rounding happen.
+
+`make_config` validates what the user asked for; `resolve` expands repeats, applies the width multiplier with the
+version's own rounding rule and returns an `Architecture`: one `Layer` row per built module, in order. Pure Python,
+no torch, cheap enough to call for every member of the family.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mobilenet.specs import VERSIONS, Activation, Bneck, Bottleneck, Separable, VersionSpec
+
+MAX_ALPHA = 4.0  # the papers publish 0.25-1.4; past 4 a "mobile" network has 16x V2's cost and is a typo
+MAX_EXPANSION = 32.0
+HEAD_POLICIES = ("scaled", "fixed")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round `value` to the nearest multiple of `divisor`, never below `min_value` nor below 90% of `value`.
+
+    The rule of the TF-slim and torchvision reference implementations of MobileNetV2/V3.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:  # reference: "make sure that round down does not go down by more than 10%"
+        rounded += divisor
+    return rounded
+
+
+def scale_width(spec: VersionSpec, channels: int, alpha: float) -> int:
+    """Channels of a layer printed as `channels` in the paper, at width multiplier `alpha`, by the version's rule."""
+    if spec.rounding == "floor":
+        return max(int(channels * alpha), spec.min_channels)  # TF-slim mobilenet_v1.py, `depth()`
+    return make_divisible(channels * alpha, spec.divisor)
+
+
+def resolution(rho: float) -> int:
+    """Input side for resolution multiplier rho: round(224 * rho) (0.571 -> 128, 0.714 -> 160, 0.857 -> 192)."""
+    if not _is_real(rho) or not 0 < rho <= MAX_ALPHA:
+        raise ValueError(f"rho must be a number in (0, {MAX_ALPHA}], got {rho!r}")
+    return round(224 * rho)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that determines a model: the arguments of `create_model`, validated. Saved with the weights."""
+
+    name: str
+    alpha: float = 1.0
+    num_classes: int = 1000
+    in_chans: int = 3
+    small_input: bool = False
+    dropout: float = 0.2
+    features_only: bool = False
+    options: dict[str, object] = field(default_factory=dict)  # the version's own options, all of them
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "alpha": self.alpha,
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "small_input": self.small_input,
+            "dropout": self.dropout,
+            "features_only": self.features_only,
+            **self.options,
+        }
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One built module: its name in the model, what it is, and its resolved widths.
+
+    op "conv": k x k conv + BN + act (stem, head). "separable": V1's depthwise k x k + BN + act, then 1x1 + BN + act.
+    "bottleneck": V2/V3's [1x1 expand + BN + act] -> depthwise k x k + BN + act -> [squeeze-excite] -> linear 1x1
+    project + BN, with a skip connection when `residual`. "linear": a fully connected layer with bias (pre_logits,
+    classifier).
+    """
+
+    name: str
+    op: Literal["conv", "separable", "bottleneck", "linear"]
+    in_ch: int
+    out_ch: int
+    kernel: int = 1
+    stride: int = 1
+    act: Activation | None = None
+    mid_ch: int = 0  # bottleneck: the expanded width (== in_ch when there is no expansion layer)
+    se_ch: int = 0  # bottleneck: squeeze-excite's reduced width; 0 = no squeeze-excite
+    residual: bool = False
+
+    @property
+    def has_expand(self) -> bool:
+        return self.op == "bottleneck" and self.mid_ch != self.in_ch
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A resolved family member: the layers `mobilenet.model.MobileNet` builds, in order."""
+
+    config: ModelConfig
+    spec: VersionSpec
+    stem: Layer
+    blocks: tuple[Layer, ...]
+    head: Layer | None  # the last 1x1 conv (V2, V3); V1 has none
+    pre_logits: Layer | None  # V3's fully connected layer after pooling
+    classifier: Layer | None  # None when features_only
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """Every layer, in forward order."""
+        rows = (self.stem, *self.blocks, self.head, self.pre_logits, self.classifier)
+        return tuple(row for row in rows if row is not None)
+
+    @property
+    def num_features(self) -> int:
+        """Channels of the final feature map (the input of pooling)."""
+        return (self.head or self.blocks[-1]).out_ch
+
+    @property
+    def total_stride(self) -> int:
+        return math.prod(layer.stride for layer in (self.stem, *self.blocks))
+
+    @property
+    def min_resolution(self) -> int:
+        """The smallest input side the network accepts: one pixel per output position of its last stride."""
+        return self.total_stride
+
+    def feature_map_size(self, resolution: int) -> int:
+        """Side of the final feature map for a square input of side `resolution`."""
+        check_resolution(self, resolution)
+        size = resolution
+        for layer in (self.stem, *self.blocks):
+            size = conv_output_size(size, layer.kernel, layer.stride)
+        return size
+
+    @property
+    def feature_taps(self) -> tuple[int, ...]:
+        """Indices of the blocks whose outputs form the feature pyramid: the last block at each of the four
+        deepest strides (4, 8, 16, 32 for the standard stem; 1, 2, 4, 8 with `small_input`)."""
+        stride = self.stem.stride
+        last_at_stride: dict[int, int] = {}
+        for index, block in enumerate(self.blocks):
+            stride *= block.stride
+            last_at_stride[stride] = index
+        return tuple(last_at_stride[s] for s in sorted(last_at_stride)[-4:])
+
+    def feature_strides(self) -> tuple[int, ...]:
+        """The total stride at each of `feature_taps`."""
+        strides, stride = [], self.stem.stride
+        taps = set(self.feature_taps)
+        for index, block in enumerate(self.blocks):
+            stride *= block.stride
+            if index in taps:
+                strides.append(stride)
+        return tuple(strides)
+
+
+def conv_output_size(size: int, kernel: int, stride: int) -> int:
+    """Output side of a conv with 'same'-style padding (kernel - 1) // 2, as every MobileNet layer uses."""
+    padding = (kernel - 1) // 2
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def check_resolution(arch: Architecture, resolution: object) -> None:
+    if not isinstance(resolution, int) or isinstance(resolution, bool):
+        raise TypeError(f"resolution must be an int (pixels), got {type(resolution).__name__}")
+    if resolution < arch.min_resolution:
+        hint = "" if arch.config.small_input else ", or create the model with small_input=True"
+        raise ValueError(
+            f"resolution {resolution} is too small for {arch.config.name}, which downsamples by "
+            f"{arch.total_stride}: use at least {arch.min_resolution}{hint}"
+        )
+
+
+def list_models() -> list[str]:
+    """The registered model names."""
+    return sorted(VERSIONS)
+
+
+def get_spec(name: object) -> VersionSpec:
+    if not isinstance(name, str):
+        raise TypeError(f"model name must be a str, got {type(name).__name__}")
+    spec = VERSIONS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, VERSIONS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")
+    return spec
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def make_config(
+    name: str,
+    alpha: float = 1.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    dropout: float | None = None,
+    features_only: bool = False,
+    **options: object,
+) -> ModelConfig:
+    """Validate `create_model`'s arguments where they enter; raise TypeError/ValueError naming what is wrong."""
+    spec = get_spec(name)
+    if not _is_real(alpha) or not 0 < alpha <= MAX_ALPHA:
+        raise ValueError(f"alpha (width multiplier) must be a number in (0, {MAX_ALPHA}], got {alpha!r}")
+    _check_int("num_classes", num_classes, 1)
+    _check_int("in_chans", in_chans, 1)
+    _check_bool("small_input", small_input)
+    _check_bool("features_only", features_only)
+    dropout = spec.dropout if dropout is None else dropout
+    if not _is_real(dropout) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        valid = ", ".join(sorted(spec.options)) or "none"
+        raise TypeError(f"{name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: {valid}")
+    resolved = {**spec.options, **options}
+    for key, value in resolved.items():
+        default = spec.options[key]
+        if isinstance(default, bool):
+            _check_bool(key, value)
+    if "t" in resolved:
+        t = resolved["t"]
+        if not _is_real(t) or not 0 < t <= MAX_EXPANSION:
+            raise ValueError(f"t (expansion factor) must be a number in (0, {MAX_EXPANSION}], got {t!r}")
+        resolved["t"] = float(t)
+    if "head" in resolved and resolved["head"] not in HEAD_POLICIES:
+        raise ValueError(
+            f"head must be one of {HEAD_POLICIES} ('scaled': the pre-logits layer scales with alpha, as in "
+            f"torchvision; 'fixed': it stays at the paper's width, as in TF-slim), got {resolved['head']!r}"
+        )
+    return ModelConfig(
+        name=name,
+        alpha=float(alpha),
+        num_classes=num_classes,
+        in_chans=in_chans,
+        small_input=small_input,
+        dropout=float(dropout),
+        features_only=features_only,
+        options=resolved,
+    )
+
+
+def resolve(config: ModelConfig) -> Architecture:
+    """Expand the version's table at the config's width into `Layer` rows."""
+    spec = get_spec(config.name)
+    alpha, options = config.alpha, config.options
+    minimal = bool(options.get("minimal", False))
+    width = lambda c: scale_width(spec, c, alpha)  # noqa: E731 - the one width rule, named for readability
+
+    # small_input keeps the stem and the first downsampling stage at stride 1 (total stride 32 -> 8).
+    stride_one_left = 1 if config.small_input else 0
+    stem_act = "relu" if minimal else spec.activation
+    stem = Layer(
+        "stem",
+        "conv",
+        config.in_chans,
+        width(spec.stem.c),
+        spec.stem.kernel,
+        1 if config.small_input else spec.stem.stride,
+        stem_act,
+    )
+
+    blocks: list[Layer] = []
+    in_ch = stem.out_ch
+    for row in spec.body:
+        if isinstance(row, Separable):
+            repeats = 0 if (row.shallow_drops and options.get("shallow")) else row.n
+            kernel, first_stride, out_ch = row.kernel, row.stride, width(row.c)
+        elif isinstance(row, Bottleneck):
+            repeats, kernel, first_stride, out_ch = row.n, 3, row.s, width(row.c)
+        else:
+            repeats, kernel, first_stride, out_ch = 1, row.kernel, row.s, width(row.c)
+        for i in range(repeats):
+            stride = first_stride if i == 0 else 1
+            if stride == 2 and stride_one_left:
+                stride, stride_one_left = 1, 0
+            name = f"blocks.{len(blocks)}"
+            if isinstance(row, Separable):
+                block = Layer(name, "separable", in_ch, out_ch, kernel, stride, spec.activation, mid_ch=in_ch)
+            elif isinstance(row, Bottleneck):
+                t = row.t if row.t == 1 else float(options["t"])
+                block = Layer(
+                    name,
+                    "bottleneck",
+                    in_ch,
+                    out_ch,
+                    kernel,
+                    stride,
+                    spec.activation,
+                    mid_ch=round(in_ch * t),  # torchvision: hidden_dim = int(round(inp * expand_ratio))
+                    residual=stride == 1 and in_ch == out_ch,
+                )
+            else:
+                block = _bneck(spec, row, name, in_ch, out_ch, stride, width, minimal)
+            blocks.append(block)
+            in_ch = out_ch
+
+    head = pre_logits = classifier = None
+    if not config.features_only:
+        head_act = "relu" if minimal else spec.head_activation
+        if spec.head:
+            head_alpha = max(1.0, alpha) if spec.head_min_alpha_1 else alpha
+            head = Layer("head", "conv", in_ch, make_divisible(spec.head * head_alpha, spec.divisor), 1, 1, head_act)
+        elif spec.head_expand:
+            head = Layer("head", "conv", in_ch, spec.head_expand * in_ch, 1, 1, head_act)
+        features = (head or blocks[-1]).out_ch
+        if spec.pre_logits:
+            fixed = options.get("head") == "fixed"
+            width_pre = spec.pre_logits if fixed else make_divisible(spec.pre_logits * alpha, spec.divisor)
+            pre_logits = Layer("pre_logits", "linear", features, width_pre, act=head_act)
+            features = width_pre
+        classifier = Layer("classifier", "linear", features, config.num_classes)
+    return Architecture(config, spec, stem, tuple(blocks), head, pre_logits, classifier)
+
+
+def _bneck(
+    spec: VersionSpec, row: Bneck, name: str, in_ch: int, out_ch: int, stride: int, width, minimal: bool
+) -> Layer:
+    mid_ch = width(row.exp)
+    # torchvision: squeeze width = _make_divisible(expanded // 4, 8), from the already-scaled expanded width
+    se_ch = make_divisible(mid_ch * spec.se_ratio, spec.divisor) if row.se and not minimal else 0
+    return Layer(
+        name,
+        "bottleneck",
+        in_ch,
+        out_ch,
+        # TF-slim's "minimalistic" V3: 3x3 kernels only, ReLU only, no squeeze-excite
+        3 if minimal else row.kernel,
+        stride,
+        "relu" if minimal else row.nl,
+        mid_ch=mid_ch,
+        se_ch=se_ch,
+        residual=stride == 1 and in_ch == out_ch,
+    )

@@ -1,0 +1,126 @@
+"""Weights on disk: safetensors files that carry the model's full config, so that a file rebuilds its model alone.
+
+Nothing here unpickles: safetensors holds tensors and a string-to-string metadata header, nothing executable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from mobilenet.model import MobileNet, build
+from mobilenet.resolve import make_config
+
+FORMAT = "mobilenet"
+CONFIG_KEY = "mobilenet.config"
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call `write(tmp_path)`, then move the finished file over `path`: a crash never leaves half a file there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save(model: MobileNet, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write `model`'s weights and buffers as safetensors, its config in the metadata; atomic."""
+    if not isinstance(model, MobileNet):
+        raise TypeError(f"save() takes a mobilenet.MobileNet, got {type(model).__name__}")
+    header = {**(metadata or {}), "format": FORMAT, CONFIG_KEY: json.dumps(model.config.to_dict())}
+    tensors = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; ValueError naming the file when it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({error}); it may be truncated or of another format"
+        ) from error
+    return tensors, metadata
+
+
+def read_config(path: str | os.PathLike) -> dict[str, object]:
+    """The model config stored in a file written by `save`."""
+    _, metadata = read_safetensors(path)
+    return _config_from_metadata(path, metadata)
+
+
+def _config_from_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) -> dict[str, object]:
+    if CONFIG_KEY not in metadata:
+        raise ValueError(
+            f"{path} holds no mobilenet config, so it was not written by mobilenet.save; for torchvision weights "
+            "use mobilenet.convert.from_torchvision (or `mobilenet convert`)"
+        )
+    return json.loads(metadata[CONFIG_KEY])
+
+
+def load(path: str | os.PathLike) -> MobileNet:
+    """Rebuild the model saved at `path` with `save`, weights loaded, in eval mode."""
+    tensors, metadata = read_safetensors(path)
+    model = build(make_config(**_config_from_metadata(path, metadata)))
+    load_state_dict(model, tensors, source=str(path))
+    return model.eval()
+
+
+def load_weights(model: MobileNet, path: str | os.PathLike) -> MobileNet:
+    """Load the weights of `path` into an existing `model`; ValueError listing every mismatched key."""
+    tensors, _ = read_safetensors(path)
+    return load_state_dict(model, tensors, source=str(path))
+
+
+def load_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "state dict"):
+    """`model.load_state_dict(state)`, strict, with an error that lists missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    problems = state_dict_mismatch(expected, state)
+    if problems:
+        raise ValueError(f"{source} does not fit {_describe(model)}:\n{problems}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> str:
+    """A readable list of the keys where `given` does not fit `expected`; empty when it fits."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    shapes = [
+        f"{key}: expected {tuple(expected[key].shape)}, got {tuple(given[key].shape)}"
+        for key in expected
+        if key in given and tuple(expected[key].shape) != tuple(given[key].shape)
+    ]
+    lines = []
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if keys:
+            shown = "\n    ".join(keys[:12])
+            more = f"\n    ... and {len(keys) - 12} more" if len(keys) > 12 else ""
+            lines.append(f"  {title} ({len(keys)}):\n    {shown}{more}")
+    return "\n".join(lines)
+
+
+def _describe(model: torch.nn.Module) -> str:
+    config = getattr(model, "config", None)
+    if config is None:
+        return type(model).__name__
+    return f"{config.name} (alpha={config.alpha}, num_classes={config.num_classes}, options={config.options})"

@@ -1,0 +1,20 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+
+
+def torchvision_fixture(name: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, str]]:
+    """(torchvision state dict, input, torchvision's eval-mode output, metadata) of a shared reference file."""
+    from mobilenet.weights import read_safetensors
+
+    tensors, metadata = read_safetensors(FIXTURES / name)
+    state = {key.removeprefix("state."): value for key, value in tensors.items() if key.startswith("state.")}
+    return state, tensors["input"], tensors["output"], metadata
