@@ -38,10 +38,12 @@ class ConvBNAct(nn.Module):
         act: Activation | None = None,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps, momentum=bn_momentum)
+        padding = (kernel - 1) // 2
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding, groups=groups, bias=False, device=device)
+        self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps, momentum=bn_momentum, device=device)
         self.act = make_activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,11 +53,11 @@ class ConvBNAct(nn.Module):
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excite as in MobileNetV3: global pool, 1x1 reduce + ReLU, 1x1 expand + hard-sigmoid, rescale."""
 
-    def __init__(self, channels: int, squeeze: int) -> None:
+    def __init__(self, channels: int, squeeze: int, device: torch.device | str | None = None) -> None:
         super().__init__()
-        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.reduce = nn.Conv2d(channels, squeeze, 1, device=device)
         self.act = nn.ReLU(inplace=True)
-        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.expand = nn.Conv2d(squeeze, channels, 1, device=device)
         self.gate = nn.Hardsigmoid()  # paper, section 5.3: hard-sigmoid replaces the sigmoid of SENet
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,9 +69,9 @@ class SqueezeExcite(nn.Module):
 class DepthwiseSeparable(nn.Module):
     """MobileNetV1's block: depthwise k x k + BN + act, then pointwise 1x1 + BN + act."""
 
-    def __init__(self, layer: Layer, bn_eps: float, bn_momentum: float) -> None:
+    def __init__(self, layer: Layer, **factory) -> None:
         super().__init__()
-        bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        bn = factory  # bn_eps, bn_momentum, device
         self.dw = ConvBNAct(layer.in_ch, layer.in_ch, layer.kernel, layer.stride, layer.in_ch, layer.act, **bn)
         self.pw = ConvBNAct(layer.in_ch, layer.out_ch, 1, 1, 1, layer.act, **bn)
 
@@ -80,14 +82,14 @@ class DepthwiseSeparable(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV2/V3's block: [1x1 expand] -> depthwise k x k -> [squeeze-excite] -> linear 1x1 project, + skip."""
 
-    def __init__(self, layer: Layer, bn_eps: float, bn_momentum: float) -> None:
+    def __init__(self, layer: Layer, **factory) -> None:
         super().__init__()
-        bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        bn = factory  # bn_eps, bn_momentum, device
         mid = layer.mid_ch
         self.residual = layer.residual
         self.expand = ConvBNAct(layer.in_ch, mid, 1, 1, 1, layer.act, **bn) if layer.has_expand else None
         self.dw = ConvBNAct(mid, mid, layer.kernel, layer.stride, mid, layer.act, **bn)
-        self.se = SqueezeExcite(mid, layer.se_ch) if layer.se_ch else None
+        self.se = SqueezeExcite(mid, layer.se_ch, bn.get("device")) if layer.se_ch else None
         # paper (V2, section 3.2): the projection is linear; a ReLU here would destroy information
         self.project = ConvBNAct(mid, layer.out_ch, 1, 1, 1, None, **bn)
 
@@ -103,9 +105,9 @@ class InvertedResidual(nn.Module):
 class LinearAct(nn.Module):
     """A fully connected layer with bias and an activation: V3's 1x1 'NBN' layer after pooling."""
 
-    def __init__(self, layer: Layer) -> None:
+    def __init__(self, layer: Layer, device: torch.device | str | None = None) -> None:
         super().__init__()
-        self.fc = nn.Linear(layer.in_ch, layer.out_ch)
+        self.fc = nn.Linear(layer.in_ch, layer.out_ch, device=device)
         self.act = make_activation(layer.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

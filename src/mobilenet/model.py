@@ -13,16 +13,16 @@ class MobileNet(nn.Module):
     """A MobileNet V1/V2/V3 built from its resolved architecture.
 
     Children: `stem`, `blocks` (`blocks.N.dw/pw` for V1, `blocks.N.expand/dw/se/project` for V2/V3), `head` (the
-    last 1x1 conv), `pre_logits` (V3), `dropout`, `classifier`. With `features_only` the model stops after the
+    last 1x1 conv), `pool`, `pre_logits` (V3), `dropout`, `classifier`. With `features_only` the model stops after the
     deepest feature tap and `forward` returns the feature pyramid (see `feature_info`).
     """
 
-    def __init__(self, arch: Architecture) -> None:
+    def __init__(self, arch: Architecture, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.arch = arch
         self.config: ModelConfig = arch.config
         spec = arch.spec
-        bn = {"bn_eps": spec.bn_eps, "bn_momentum": spec.bn_momentum}
+        bn = {"bn_eps": spec.bn_eps, "bn_momentum": spec.bn_momentum, "device": device}
         stem = arch.stem
         self.stem = ConvBNAct(stem.in_ch, stem.out_ch, stem.kernel, stem.stride, 1, stem.act, **bn)
         block_type = DepthwiseSeparable if spec.rounding == "floor" else InvertedResidual
@@ -38,11 +38,13 @@ class MobileNet(nn.Module):
             head = arch.head
             self.head = ConvBNAct(head.in_ch, head.out_ch, 1, 1, 1, head.act, **bn)
         if arch.pre_logits is not None:
-            self.pre_logits = LinearAct(arch.pre_logits)
+            self.pre_logits = LinearAct(arch.pre_logits, device)
         if arch.classifier is not None:
+            self.pool = nn.AdaptiveAvgPool2d(1)
             self.dropout = nn.Dropout(arch.config.dropout)
-            self.classifier = nn.Linear(arch.classifier.in_ch, arch.classifier.out_ch)
-        self.reset_parameters()
+            self.classifier = nn.Linear(arch.classifier.in_ch, arch.classifier.out_ch, device=device)
+        if not next(self.parameters()).is_meta:  # a meta model has no values to initialise
+            self.reset_parameters()
 
     @property
     def num_features(self) -> int:
@@ -101,7 +103,7 @@ class MobileNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from the final feature map."""
-        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        x = torch.flatten(self.pool(x), 1)
         if self.pre_logits is not None:
             x = self.pre_logits(x)
         return self.classifier(self.dropout(x))
@@ -146,6 +148,6 @@ def create_model(
     return build(config)
 
 
-def build(config: ModelConfig) -> MobileNet:
-    """Build the model a validated config describes."""
-    return MobileNet(resolve(config))
+def build(config: ModelConfig, device: torch.device | str | None = None) -> MobileNet:
+    """Build the model a validated config describes, its parameters on `device` (e.g. "meta": no memory)."""
+    return MobileNet(resolve(config), device)

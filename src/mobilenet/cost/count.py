@@ -1,0 +1,351 @@
+"""Counted cost: the real module traced on the `meta` device (shapes only, no memory, no weights).
+
+Units and conventions, stated once:
+
+- `macs`: multiply-accumulates of every convolution and fully connected layer, first conv and classifier
+  included, batch 1 — the papers' "mult-adds". A k x k conv producing C_out x H x W from C_in / groups input
+  channels costs k * k * (C_in / groups) * C_out * H * W. FLOPs, where a peer uses them, are 2 * macs.
+- `params`: every trainable parameter (conv and linear weights and biases, BN's scale and shift) — torchvision's
+  convention. The others are one sum away: `params_conv_linear` (no BN; TF-slim's tables), `params_bn`,
+  `bn_statistics` (running mean and variance, 2 per BN channel; Keras's "total params" = params + bn_statistics).
+- `elementwise`: the work the papers leave out, in elements touched per op (one per output element; a global
+  pool counts its input elements): BN, each activation kind (h-swish and hard-sigmoid included), squeeze-excite's
+  pooling and scaling, residual adds, the global pool.
+- bytes: each conv/linear layer reads its input, weights and bias once and writes its output once, at
+  `bytes_per_element` (4 for fp32); arithmetic intensity = macs / (bytes read + written).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from mobilenet.layers import InvertedResidual, SqueezeExcite
+from mobilenet.model import MobileNet, build
+from mobilenet.resolve import check_resolution, make_config
+
+Kind = Literal["standard", "depthwise", "pointwise", "squeeze_excite", "linear"]
+KINDS: tuple[Kind, ...] = ("standard", "depthwise", "pointwise", "squeeze_excite", "linear")
+
+
+class LayerCost(NamedTuple):
+    """One conv or linear layer of a traced model (a NamedTuple: thousands are made per sweep)."""
+
+    name: str
+    kind: Kind
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel: int
+    stride: int
+    groups: int
+    macs: int
+    params: int  # this layer's weight + bias
+    bias: int  # of which bias
+    bytes_read: int
+    bytes_written: int
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, multiply-adds per byte moved."""
+        return self.macs / self.bytes
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The cost of one model at one input size. See the module docstring for the conventions."""
+
+    name: str
+    resolution: int
+    layers: tuple[LayerCost, ...]
+    params: int
+    params_bn: int
+    bn_statistics: int
+    elementwise: dict[str, int] = field(default_factory=dict)
+    receptive_field: int | None = None
+    bytes_per_element: int = 4
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """2 * macs, for comparison with peers that count a multiply and an add separately."""
+        return 2 * self.macs
+
+    @property
+    def params_conv_linear(self) -> int:
+        """Conv and linear weights and biases, no BN (TF-slim's convention)."""
+        return sum(layer.params for layer in self.layers)
+
+    def by_kind(self, biases: bool = True) -> dict[str, dict[str, float]]:
+        """macs and params (and their shares of the conv + linear total) per layer kind, in `KINDS` order.
+
+        `biases=False` counts weights only (the V1 paper's Table 2).
+        """
+
+        def params_of(layer: LayerCost) -> int:
+            return layer.params if biases else layer.params - layer.bias
+
+        total_macs = self.macs or 1
+        total_params = sum(params_of(layer) for layer in self.layers) or 1
+        rows: dict[str, dict[str, float]] = {}
+        for kind in KINDS:
+            layers = [layer for layer in self.layers if layer.kind == kind]
+            if not layers:
+                continue
+            macs, params = sum(la.macs for la in layers), sum(params_of(la) for la in layers)
+            rows[kind] = {
+                "layers": len(layers),
+                "macs": macs,
+                "params": params,
+                "macs_share": macs / total_macs,
+                "params_share": params / total_params,
+            }
+        return rows
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "resolution": self.resolution,
+            "macs": self.macs,
+            "params": self.params,
+            "params_conv_linear": self.params_conv_linear,
+            "params_bn": self.params_bn,
+            "bn_statistics": self.bn_statistics,
+            "receptive_field": self.receptive_field,
+            "bytes_per_element": self.bytes_per_element,
+            "by_kind": self.by_kind(),
+            "elementwise": dict(self.elementwise),
+            "layers": [{**layer._asdict(), "intensity": layer.intensity} for layer in self.layers],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def conv_kind(name: str, module: nn.Conv2d) -> Kind:
+    if ".se." in f".{name}.":
+        return "squeeze_excite"
+    if module.groups > 1 and module.groups == module.in_channels == module.out_channels:
+        return "depthwise"
+    if module.kernel_size == (1, 1) and module.groups == 1:
+        return "pointwise"
+    return "standard"
+
+
+# --- the meta twin --------------------------------------------------------------------------------------------
+#
+# A copy of the model on the meta device that runs the model's own forward code over its own module tree: conv and
+# linear layers record their cost as they run, and shape-preserving element-wise ops (BN, activations,
+# squeeze-excite's pool and scale, residual adds, the global pool) record their work without running it. Why not
+# plain torch ops on meta: there, element-wise ops go through Python decompositions (0.1-1 ms each) and a
+# convolution's shape inference costs 17-28 us, which makes a trace 3-5x slower than a real forward pass of the
+# peers we measure against. Conv and linear layers compute their output shape with PyTorch's documented formula
+# from their own attributes and check their input as the real op does; a test holds every shape equal to torch's
+# own meta inference. No global hooks either: they force every module call onto PyTorch's slow path.
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.layers: list[LayerCost] = []
+        self.elementwise: Counter = Counter()
+        self.bytes_per_element = 4
+
+
+class _TwinConv2d(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels or isinstance(self.padding, str):
+            y = super().forward(x)  # torch's own checks and errors, or 'same'/'valid' padding
+        else:
+            sides = [
+                (side + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1  # torch.nn.Conv2d's documented shape
+                for side, pad, dilation, kernel, stride in zip(
+                    x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride, strict=True
+                )
+            ]
+            y = x.new_empty((x.shape[0], self.out_channels, *sides))
+        kernel = self.kernel_size[0] * self.kernel_size[1]
+        macs = y.numel() // y.shape[0] * (self.in_channels // self.groups) * kernel
+        self.twin_recorder.layers.append(_layer_cost(self, x, y, macs, conv_kind(self.twin_name, self)))
+        return y
+
+
+class _TwinLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            return super().forward(x)  # torch's own error
+        y = x.new_empty((*x.shape[:-1], self.out_features))
+        self.twin_recorder.layers.append(_layer_cost(self, x, y, self.in_features * self.out_features, "linear"))
+        return y
+
+
+class _Elementwise(nn.Module):
+    """Stands in for a BN or an activation: the shape passes through, the work is recorded."""
+
+    def __init__(self, kind: str, recorder: _Recorder) -> None:
+        super().__init__()
+        self.kind, self.twin_recorder = kind, recorder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.twin_recorder.elementwise[self.kind] += x.numel()
+        return x
+
+
+class _TwinSqueezeExcite(SqueezeExcite):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.gate(self.expand(self.act(self.reduce(x.new_empty((x.shape[0], x.shape[1], 1, 1))))))
+        self.twin_recorder.elementwise["se_pool"] += x.numel()
+        self.twin_recorder.elementwise["se_scale"] += x.numel()
+        return x
+
+
+class _TwinInvertedResidual(InvertedResidual):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)  # `residual` is off in the twin: the add is recorded, not run
+        self.twin_recorder.elementwise["residual_add"] += out.numel()
+        return out
+
+
+class _TwinGlobalPool(nn.AdaptiveAvgPool2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.twin_recorder.elementwise["global_pool"] += x.numel()
+        return x.new_empty((*x.shape[:2], *nn.modules.utils._pair(self.output_size)))
+
+
+_ACTIVATION_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid"}
+_TWIN_CLASSES = {
+    nn.Conv2d: _TwinConv2d,
+    nn.Linear: _TwinLinear,
+    SqueezeExcite: _TwinSqueezeExcite,
+    nn.AdaptiveAvgPool2d: _TwinGlobalPool,
+}
+
+
+def _make_twin(model: nn.Module) -> _Recorder:
+    """Turn `model` (already a private meta copy) into a recording twin, in place; return its recorder."""
+    recorder = _Recorder()
+    for name, module in list(model.named_modules()):
+        twin_class = _TWIN_CLASSES.get(type(module))
+        if isinstance(module, InvertedResidual) and module.residual:
+            twin_class, module.residual = _TwinInvertedResidual, False
+        if twin_class is not None:
+            module.__class__ = twin_class
+            module.twin_name, module.twin_recorder = name, recorder
+        for child_name, child in list(module.named_children()):
+            kind = "batchnorm" if isinstance(child, nn.BatchNorm2d) else _ACTIVATION_NAMES.get(type(child))
+            if kind is not None:
+                setattr(module, child_name, _Elementwise(kind, recorder))
+    return recorder
+
+
+def _layer_cost(mod: nn.Module, x: torch.Tensor, y: torch.Tensor, macs: int, kind: Kind) -> LayerCost:
+    weight = mod.weight.numel()
+    bias = mod.bias.numel() if mod.bias is not None else 0
+    is_conv = isinstance(mod, nn.Conv2d)
+    bytes_per_element = mod.twin_recorder.bytes_per_element
+    x_elements, y_elements = x.numel() // x.shape[0], y.numel() // y.shape[0]
+    return LayerCost(
+        mod.twin_name,
+        kind,
+        tuple(x.shape[1:]),
+        tuple(y.shape[1:]),
+        mod.kernel_size[0] if is_conv else 1,
+        mod.stride[0] if is_conv else 1,
+        mod.groups if is_conv else 1,
+        macs,
+        weight + bias,
+        bias,
+        (x_elements + weight + bias) * bytes_per_element,
+        y_elements * bytes_per_element,
+    )
+
+
+def _trace(model: nn.Module, recorder: _Recorder, input_shape: tuple[int, ...], bytes_per_element: int):
+    recorder.layers, recorder.elementwise, recorder.bytes_per_element = [], Counter(), bytes_per_element
+    with torch.no_grad():
+        model(torch.empty(input_shape, device="meta"))
+    return recorder.layers, recorder.elementwise
+
+
+def count_module(
+    module: nn.Module, input_shape: tuple[int, ...], bytes_per_element: int = 4
+) -> tuple[list[LayerCost], Counter]:
+    """Per-layer costs and element-wise work of any module on an input of `input_shape` (batch 1 = per image).
+
+    Traces a meta copy of `module` (its weights are not copied to memory twice: the copy moves to meta).
+    """
+    twin = copy.deepcopy(module).to("meta").eval()
+    recorder = _make_twin(twin)
+    return _trace(twin, recorder, input_shape, bytes_per_element)
+
+
+@dataclass(frozen=True)
+class _Twin:
+    model: MobileNet
+    recorder: _Recorder
+    params: int
+    params_bn: int
+    bn_statistics: int
+
+
+@functools.lru_cache(maxsize=128)
+def _meta_twin(config_json: str) -> _Twin:
+    """The recording meta twin of a config, with its parameter counts.
+
+    Cached: a meta model holds no memory, and the same member is profiled at many resolutions.
+    """
+    model = build(make_config(**json.loads(config_json)), device="meta").eval()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    params_bn = sum(p.numel() for bn in bns for p in bn.parameters())
+    statistics = sum(bn.running_mean.numel() + bn.running_var.numel() for bn in bns)
+    return _Twin(model, _make_twin(model), params, params_bn, statistics)
+
+
+def profile(
+    model_or_name: MobileNet | str, resolution: int = 224, bytes_per_element: int = 4, **create_model_kwargs
+) -> CostReport:
+    """The exact cost of a family member at `resolution` x `resolution`, traced on the meta device.
+
+    `profile("mobilenet_v2", alpha=0.5, resolution=160)`, or `profile(model)` for a built `MobileNet` (its config is
+    rebuilt on the meta device; its weights are not touched). Not thread-safe for one config at a time.
+    """
+    from mobilenet.cost.receptive_field import receptive_field
+
+    if isinstance(model_or_name, MobileNet):
+        if create_model_kwargs:
+            raise TypeError("profile(model) takes no create_model arguments; they come from the model's config")
+        config = model_or_name.config
+    elif isinstance(model_or_name, str):
+        config = make_config(model_or_name, **create_model_kwargs)
+    else:
+        raise TypeError(f"profile() takes a MobileNet or a model name, got {type(model_or_name).__name__}")
+    if config.features_only:
+        raise ValueError("profile() counts classifiers; build the model without features_only")
+    twin = _meta_twin(json.dumps(config.to_dict(), sort_keys=True))
+    check_resolution(twin.model.arch, resolution)
+    shape = (1, config.in_chans, resolution, resolution)
+    layers, elementwise = _trace(twin.model, twin.recorder, shape, bytes_per_element)
+    return CostReport(
+        name=config.name,
+        resolution=resolution,
+        layers=tuple(layers),
+        params=twin.params,
+        params_bn=twin.params_bn,
+        bn_statistics=twin.bn_statistics,
+        elementwise=dict(elementwise),
+        receptive_field=receptive_field(twin.model.arch)[-1][1],
+        bytes_per_element=bytes_per_element,
+    )
