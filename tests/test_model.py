@@ -157,7 +157,7 @@ def test_unknown_name_without_close_match_lists_models():
         ("mobilenet_v2", {"width_mult": 0.5}, "width_mult"),
         ("mobilenet_v1", {"t": 6}, "t"),
         ("mobilenet_v2", {"shallow": True}, "shallow"),
-        ("mobilenet_v3_small", {"expansion": 4}, "expansion"),
+        ("mobilenet_v3_small", {"se_ratio": 0.5}, "se_ratio"),
     ],
 )
 def test_unknown_keyword_is_a_type_error(name, kwargs, word):

@@ -1,7 +1,7 @@
 """MobileNet V1, V2, V3-Large and V3-Small: build any member, know its cost, train, deploy and measure it."""
 
 from mobilenet.model import MobileNet, create_model
-from mobilenet.resolve import ModelConfig, list_models, make_divisible, resolution, resolve
+from mobilenet.resolve import ModelConfig, list_models, make_divisible, resolution
 from mobilenet.weights import load, load_weights, save
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "load_weights",
     "make_divisible",
     "resolution",
-    "resolve",
     "save",
 ]
 __version__ = "0.1.0"

@@ -17,6 +17,9 @@ from mobilenet.specs import VERSIONS, Activation, Bneck, Bottleneck, Separable, 
 MAX_ALPHA = 4.0  # the papers publish 0.25-1.4; past 4 a "mobile" network has 16x V2's cost and is a typo
 MAX_EXPANSION = 32.0
 HEAD_POLICIES = ("scaled", "fixed")
+# V3's expanded width at alpha: "scaled" = make_divisible(exp * alpha) (torchvision); "input" = make_divisible(
+# scaled input width * exp / paper input width) (TF-slim's `expand_input_by_factor`, its released 0.75 models).
+EXPANSION_RULES = ("scaled", "input")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -246,6 +249,12 @@ def make_config(
         if not _is_real(t) or not 0 < t <= MAX_EXPANSION:
             raise ValueError(f"t (expansion factor) must be a number in (0, {MAX_EXPANSION}], got {t!r}")
         resolved["t"] = float(t)
+    if "expansion" in resolved and resolved["expansion"] not in EXPANSION_RULES:
+        raise ValueError(
+            f"expansion must be one of {EXPANSION_RULES} ('scaled': the paper's expanded width times alpha, as in "
+            f"torchvision; 'input': the paper's expansion factor times the scaled input width, as in TF-slim), "
+            f"got {resolved['expansion']!r}"
+        )
     if "head" in resolved and resolved["head"] not in HEAD_POLICIES:
         raise ValueError(
             f"head must be one of {HEAD_POLICIES} ('scaled': the pre-logits layer scales with alpha, as in "
@@ -284,7 +293,7 @@ def resolve(config: ModelConfig) -> Architecture:
     )
 
     blocks: list[Layer] = []
-    in_ch = stem.out_ch
+    in_ch, paper_in_ch = stem.out_ch, spec.stem.c
     for row in spec.body:
         if isinstance(row, Separable):
             repeats = 0 if (row.shallow_drops and options.get("shallow")) else row.n
@@ -314,9 +323,13 @@ def resolve(config: ModelConfig) -> Architecture:
                     residual=stride == 1 and in_ch == out_ch,
                 )
             else:
-                block = _bneck(spec, row, name, in_ch, out_ch, stride, width, minimal)
+                if options.get("expansion") == "input":
+                    mid_ch = make_divisible(in_ch * row.exp / paper_in_ch, spec.divisor)
+                else:
+                    mid_ch = width(row.exp)
+                block = _bneck(spec, row, name, in_ch, mid_ch, out_ch, stride, minimal)
             blocks.append(block)
-            in_ch = out_ch
+            in_ch, paper_in_ch = out_ch, row.c
 
     head = pre_logits = classifier = None
     if not config.features_only:
@@ -337,9 +350,8 @@ def resolve(config: ModelConfig) -> Architecture:
 
 
 def _bneck(
-    spec: VersionSpec, row: Bneck, name: str, in_ch: int, out_ch: int, stride: int, width, minimal: bool
+    spec: VersionSpec, row: Bneck, name: str, in_ch: int, mid_ch: int, out_ch: int, stride: int, minimal: bool
 ) -> Layer:
-    mid_ch = width(row.exp)
     # torchvision: squeeze width = _make_divisible(expanded // 4, 8), from the already-scaled expanded width
     se_ch = make_divisible(mid_ch * spec.se_ratio, spec.divisor) if row.se and not minimal else 0
     return Layer(

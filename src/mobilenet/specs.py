@@ -174,7 +174,7 @@ V3_LARGE = VersionSpec(
     bn_eps=1e-3,  # torchvision / TF-slim V3
     bn_momentum=0.01,
     dropout=0.2,
-    options={"minimal": False, "head": "scaled"},
+    options={"minimal": False, "head": "scaled", "expansion": "scaled"},
     published_alphas=(1.0, 0.75),  # paper, Table 3; TF-slim mobilenet_v3 checkpoints
 )
 
@@ -207,7 +207,7 @@ V3_SMALL = VersionSpec(
     bn_eps=1e-3,
     bn_momentum=0.01,
     dropout=0.2,
-    options={"minimal": False, "head": "scaled"},
+    options={"minimal": False, "head": "scaled", "expansion": "scaled"},
     published_alphas=(1.0, 0.75),  # paper, Table 4; TF-slim mobilenet_v3 checkpoints
 )
 

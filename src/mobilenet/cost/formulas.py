@@ -48,7 +48,8 @@ def width_resolution_scaling(alpha: float, rho: float) -> float:
 
 def inverted_residual_macs_per_pixel(c_in: int, c_out: int, t: float, kernel: int = 3, stride: int = 1) -> float:
     """V2 paper, section 3.3: t*C_in^2 + t*C_in*(K^2 + C_out)/s^2 per input pixel (expand at the input
-    resolution; depthwise and project at the output one). Exact when the input side is divisible by the stride."""
+    resolution; depthwise and project at the output one). Exact when the input side is divisible by the stride.
+    Assumes an expansion layer: a t = 1 block has none, so its cost is the formula minus t*C_in^2."""
     return t * c_in * c_in + t * c_in * (kernel * kernel + c_out) / (stride * stride)
 
 
