@@ -65,3 +65,55 @@ def test_help(capsys):
         main(["--help"])
     assert info.value.code == 0
     assert "family" in capsys.readouterr().out
+
+
+def test_family_has_macs_and_receptive_field(capsys):
+    code, out, _ = run(capsys, "family", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    v2 = next(r for r in rows if r["name"] == "mobilenet_v2" and r["alpha"] == 1.0 and r["resolution"] == 224)
+    assert v2["macs"] == 300_774_272
+    assert v2["receptive_field"] == 491
+    assert {r["resolution"] for r in rows if r["name"] == "mobilenet_v1"} == {224, 192, 160, 128}
+
+
+def test_profile_json(capsys):
+    code, out, _ = run(capsys, "profile", "mobilenet_v1", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["macs"] == 568_740_352
+    assert len(data["layers"]) == 28
+
+
+def test_profile_by_layer_with_given_roofline(capsys):
+    code, out, _ = run(
+        capsys, "profile", "mobilenet_v3_small", "--alpha", "0.75", "--resolution", "160", "--by-layer",
+        "--peak-gmacs", "100", "--bandwidth-gbs", "20",
+    )  # fmt: skip
+    assert code == 0
+    assert "blocks.0.se.reduce" in out
+    assert "memory" in out
+    assert "compute" in out
+    assert "(given)" in out
+
+
+def test_profile_by_kind_default(capsys):
+    code, out, _ = run(capsys, "profile", "mobilenet_v2", "--alpha", "0.5", "--small-input", "--resolution", "32")
+    assert code == 0
+    assert "pointwise" in out
+    assert "depthwise" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "mobilenet_v2", "--peak-gmacs", "10"], "give both"),
+        (["profile", "mobilenet_v2", "--resolution", "8"], "too small"),
+        (["profile", "mobilenet_v1", "--t", "4"], "unexpected keyword"),
+        (["profile", "mobilenet_v2", "--alpha", "-1"], "alpha"),
+    ],
+)
+def test_profile_bad_usage_exits_2(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-import torch
-
 from mobilenet import __version__
-from mobilenet.model import create_model
 from mobilenet.specs import VERSIONS
 
 
@@ -33,6 +31,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> N
     group.add_argument("--t", type=float, default=None, help="V2: expansion factor (default 6)")
     group.add_argument("--minimal", action="store_true", default=None, help="V3: no SE, no h-swish, 3x3 only")
     group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3: pre-logits width policy")
+    group.add_argument(
+        "--expansion", choices=("scaled", "input"), default=None, help="V3: expanded-width rule (torchvision/TF-slim)"
+    )
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
@@ -43,32 +44,133 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "in_chans": args.in_chans,
         "small_input": args.small_input,
     }
-    for option in ("shallow", "t", "minimal", "head"):
+    for option in ("shallow", "t", "minimal", "head", "expansion"):
         value = getattr(args, option)
         if value is not None:
             kwargs[option] = value
     return kwargs
 
 
-def count_params(name: str, **kwargs: object) -> int:
-    """Trainable parameters of a family member, built on the meta device (no memory, instant)."""
-    with torch.device("meta"):
-        model = create_model(name, **kwargs)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def _millions(value: float) -> str:
+    return f"{value / 1e6:,.2f}M"
 
 
 def cmd_family(args: argparse.Namespace) -> int:
+    from mobilenet.cost import profile
+
     rows = []
     for spec in VERSIONS.values():
         for alpha in spec.published_alphas:
-            rows.append({"name": spec.name, "alpha": alpha, "params": count_params(spec.name, alpha=alpha)})
+            for resolution in spec.published_resolutions:
+                report = profile(spec.name, resolution=resolution, alpha=alpha, num_classes=args.num_classes)
+                rows.append(
+                    {
+                        "name": spec.name,
+                        "alpha": alpha,
+                        "resolution": resolution,
+                        "macs": report.macs,
+                        "params": report.params,
+                        "receptive_field": report.receptive_field,
+                    }
+                )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<22}{'alpha':>6}{'params':>14}")
+    print(f"The MobileNet family at its published widths and resolutions ({args.num_classes} classes).")
+    print("MACs: multiply-adds of every conv and linear layer; params: every trainable parameter (torchvision's).")
+    print(f"{'model':<20}{'alpha':>6}{'res':>5}{'MACs':>11}{'params':>12}{'RF px':>7}")
+    previous = None
     for row in rows:
-        print(f"{row['name']:<22}{row['alpha']:>6.2f}{row['params']:>14,}")
+        if previous and previous != row["name"]:
+            print()
+        previous = row["name"]
+        print(
+            f"{row['name']:<20}{row['alpha']:>6.2f}{row['resolution']:>5}{_millions(row['macs']):>11}"
+            f"{row['params']:>12,}{row['receptive_field']:>7}"
+        )
     return 0
+
+
+def _hardware(args: argparse.Namespace):
+    from mobilenet.cost.roofline import HardwareProfile, probe
+
+    if (args.peak_gmacs is None) != (args.bandwidth_gbs is None):
+        raise UsageError("give both --peak-gmacs and --bandwidth-gbs, or neither to measure this machine")
+    if args.peak_gmacs is not None:
+        return HardwareProfile.given(args.peak_gmacs, args.bandwidth_gbs, args.threads)
+    return probe(args.threads)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from mobilenet.cost import profile
+    from mobilenet.cost.roofline import roofline
+
+    report = profile(args.name, resolution=args.resolution, **model_kwargs(args))
+    given = args.peak_gmacs is not None or args.bandwidth_gbs is not None
+    roof = roofline(report, _hardware(args)) if args.roofline or given else None
+    if args.json:
+        data = report.to_dict()
+        if roof is not None:
+            data["roofline"] = roof.to_dict()
+        print(json.dumps(data, indent=2))
+        return 0
+    options = " ".join(f"{key}={value}" for key, value in model_kwargs(args).items() if key != "alpha")
+    print(f"{report.name} alpha={args.alpha} at {report.resolution}x{report.resolution} ({options})")
+    print(f"  MACs            {report.macs:>14,}   (multiply-adds of conv + linear layers; FLOPs = 2 x MACs)")
+    print(f"  params          {report.params:>14,}   (every trainable parameter)")
+    print(f"    conv + linear {report.params_conv_linear:>14,}   (no BN: TF-slim's convention)")
+    print(f"    BN scale/shift{report.params_bn:>14,}   (+ {report.bn_statistics:,} running statistics: Keras total)")
+    print(f"  receptive field {report.receptive_field:>14,}   px (convolution path)")
+    elementwise = ", ".join(f"{kind} {count:,}" for kind, count in report.elementwise.items())
+    print(f"  element-wise    {elementwise}")
+    if roof is not None:
+        hw = roof.hardware
+        print(
+            f"  roofline        {roof.predicted_ms:.2f} ms predicted on {hw.peak_macs_per_s / 1e9:.1f} GMAC/s, "
+            f"{hw.bandwidth_bytes_per_s / 1e9:.1f} GB/s ({hw.source}); ridge {hw.ridge:.2f} MAC/byte"
+        )
+    print()
+    if args.by_layer:
+        _print_layers(report, roof)
+    else:
+        _print_kinds(report, roof)
+    return 0
+
+
+def _print_kinds(report, roof) -> None:
+    print(
+        f"{'kind':<16}{'layers':>7}{'MACs':>15}{'share':>8}{'params':>12}{'share':>8}"
+        + ("  memory-bound" if roof else "")
+    )
+    bound = {}
+    if roof is not None:
+        for row in roof.rows:
+            bound.setdefault(row.kind, [0, 0])
+            bound[row.kind][0] += row.bound == "memory"
+            bound[row.kind][1] += 1
+    for kind, row in report.by_kind().items():
+        line = (
+            f"{kind:<16}{row['layers']:>7}{row['macs']:>15,}{row['macs_share']:>8.2%}"
+            f"{row['params']:>12,}{row['params_share']:>8.2%}"
+        )
+        if roof is not None:
+            line += f"  {bound[kind][0]}/{bound[kind][1]}"
+        print(line)
+
+
+def _print_layers(report, roof) -> None:
+    header = f"{'layer':<24}{'kind':<15}{'in':>14}{'out':>14}{'MACs':>13}{'params':>10}{'MAC/B':>7}"
+    print(header + (f"{'ms':>8}  bound" if roof else ""))
+    for index, layer in enumerate(report.layers):
+        shape_in = "x".join(map(str, layer.in_shape))
+        shape_out = "x".join(map(str, layer.out_shape))
+        line = (
+            f"{layer.name:<24}{layer.kind:<15}{shape_in:>14}{shape_out:>14}{layer.macs:>13,}{layer.params:>10,}"
+            f"{layer.intensity:>7.2f}"
+        )
+        if roof is not None:
+            line += f"{roof.rows[index].predicted_ms:>8.3f}  {roof.rows[index].bound}"
+        print(line)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -94,9 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    family = verbs.add_parser("family", help="every version at its published widths, with parameter counts")
+    family = verbs.add_parser(
+        "family", help="every version at its published widths and resolutions: MACs, params, receptive field"
+    )
+    family.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     family.add_argument("--json", action="store_true", help="machine-readable output")
     family.set_defaults(func=cmd_family)
+
+    prof = verbs.add_parser(
+        "profile",
+        help="exact cost of one member: MACs, params, per layer or per kind, receptive field, roofline",
+        description="Count a family member on the meta device (no weights are allocated).",
+    )
+    add_model_arguments(prof)
+    prof.add_argument("--resolution", type=int, default=224, help="input side in pixels (default 224)")
+    view = prof.add_mutually_exclusive_group()
+    view.add_argument("--by-kind", action="store_true", help="one row per layer kind (the default view)")
+    view.add_argument("--by-layer", action="store_true", help="one row per conv and linear layer")
+    prof.add_argument("--roofline", action="store_true", help="predict per-layer time on this machine (probe ~0.2 s)")
+    prof.add_argument("--peak-gmacs", type=float, default=None, help="roofline with this peak GMAC/s (no probe)")
+    prof.add_argument("--bandwidth-gbs", type=float, default=None, help="roofline with this memory GB/s (no probe)")
+    prof.add_argument("--threads", type=int, default=None, help="roofline probe threads (default: torch's)")
+    prof.add_argument("--json", action="store_true", help="the whole report as JSON")
+    prof.set_defaults(func=cmd_profile)
 
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
@@ -121,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mobilenet {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mobilenet family | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
