@@ -20,3 +20,12 @@ def test_library_example_runs(tmp_path, monkeypatch):
         96,
         320,
     ]
+
+
+def test_cost_example_runs_and_its_comments_are_true():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(block for block in blocks if "profile(" in block)
+    namespace: dict[str, object] = {}
+    exec(compile(example, str(README), "exec"), namespace)
+    report = namespace["report"]
+    assert f"{report.macs:,} / {report.params:,} / {report.receptive_field}" in example
