@@ -315,6 +315,15 @@ def test_receptive_field_rows_equal_the_closed_form(name):
     assert receptive_field(arch)[-1][1] == expected == profile(name).receptive_field
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"])
+def test_per_layer_receptive_field_traced_equals_resolved(name):
+    """The trace's field after each block's last conv equals the resolved rows' (and the stem's after the stem)."""
+    report = profile(name, resolution=128)
+    traced = {layer.name.rsplit(".", 2)[0]: layer.receptive_field for layer in report.layers if layer.kind != "linear"}
+    resolved = {row: field for row, field, _ in receptive_field(resolve(make_config(name)))}
+    assert traced == resolved
+
+
 def test_quantization_mse_matches_simulation():
     torch.manual_seed(0)
     x = torch.rand(200_000) * 6.0  # a ReLU6 range

@@ -159,14 +159,14 @@ def _print_kinds(report, roof) -> None:
 
 
 def _print_layers(report, roof) -> None:
-    header = f"{'layer':<24}{'kind':<15}{'in':>14}{'out':>14}{'MACs':>13}{'params':>10}{'MAC/B':>7}"
+    header = f"{'layer':<24}{'kind':<15}{'in':>14}{'out':>14}{'MACs':>13}{'params':>10}{'MAC/B':>7}{'RF':>5}"
     print(header + (f"{'ms':>8}  bound" if roof else ""))
     for index, layer in enumerate(report.layers):
         shape_in = "x".join(map(str, layer.in_shape))
         shape_out = "x".join(map(str, layer.out_shape))
         line = (
             f"{layer.name:<24}{layer.kind:<15}{shape_in:>14}{shape_out:>14}{layer.macs:>13,}{layer.params:>10,}"
-            f"{layer.intensity:>7.2f}"
+            f"{layer.intensity:>7.2f}{layer.receptive_field:>5}"
         )
         if roof is not None:
             line += f"{roof.rows[index].predicted_ms:>8.3f}  {roof.rows[index].bound}"

@@ -50,6 +50,7 @@ class LayerCost(NamedTuple):
     bias: int  # of which bias
     bytes_read: int
     bytes_written: int
+    receptive_field: int  # input pixels one output position sees, along the convolution path
 
     @property
     def bytes(self) -> int:
@@ -162,6 +163,7 @@ class _Recorder:
         self.layers: list[LayerCost] = []
         self.elementwise: Counter = Counter()
         self.bytes_per_element = 4
+        self.field, self.jump = 1, 1  # receptive field and input-pixel distance between outputs, so far
 
 
 class _TwinConv2d(nn.Conv2d):
@@ -178,7 +180,11 @@ class _TwinConv2d(nn.Conv2d):
             y = x.new_empty((x.shape[0], self.out_channels, *sides))
         kernel = self.kernel_size[0] * self.kernel_size[1]
         macs = y.numel() // y.shape[0] * (self.in_channels // self.groups) * kernel
-        self.twin_recorder.layers.append(_layer_cost(self, x, y, macs, conv_kind(self.twin_name, self)))
+        recorder = self.twin_recorder
+        # R_L = 1 + sum (K_l - 1) * prod_{i<l} s_i along the forward order; squeeze-excite's 1x1 convs add nothing
+        recorder.field += (self.kernel_size[0] - 1) * self.dilation[0] * recorder.jump
+        recorder.jump *= self.stride[0]
+        recorder.layers.append(_layer_cost(self, x, y, macs, conv_kind(self.twin_name, self)))
         return y
 
 
@@ -269,11 +275,13 @@ def _layer_cost(mod: nn.Module, x: torch.Tensor, y: torch.Tensor, macs: int, kin
         bias,
         (x_elements + weight + bias) * bytes_per_element,
         y_elements * bytes_per_element,
+        mod.twin_recorder.field,
     )
 
 
 def _trace(model: nn.Module, recorder: _Recorder, input_shape: tuple[int, ...], bytes_per_element: int):
     recorder.layers, recorder.elementwise, recorder.bytes_per_element = [], Counter(), bytes_per_element
+    recorder.field, recorder.jump = 1, 1
     with torch.no_grad():
         model(torch.empty(input_shape, device="meta"))
     return recorder.layers, recorder.elementwise
@@ -322,8 +330,6 @@ def profile(
     `profile("mobilenet_v2", alpha=0.5, resolution=160)`, or `profile(model)` for a built `MobileNet` (its config is
     rebuilt on the meta device; its weights are not touched). Not thread-safe for one config at a time.
     """
-    from mobilenet.cost.receptive_field import receptive_field
-
     if isinstance(model_or_name, MobileNet):
         if create_model_kwargs:
             raise TypeError("profile(model) takes no create_model arguments; they come from the model's config")
@@ -346,6 +352,6 @@ def profile(
         params_bn=twin.params_bn,
         bn_statistics=twin.bn_statistics,
         elementwise=dict(elementwise),
-        receptive_field=receptive_field(twin.model.arch)[-1][1],
+        receptive_field=max(layer.receptive_field for layer in layers),
         bytes_per_element=bytes_per_element,
     )
