@@ -189,6 +189,73 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mobilenet.train import TrainConfig, TrainingDiverged, train
+
+    if args.resume:
+        config = TrainConfig(out=args.out)  # replaced by RUN_DIR/config.json
+    else:
+        options = {key: getattr(args, key) for key in ("small_input", "t", "shallow", "minimal", "head", "expansion",
+                                                        "dropout") if getattr(args, key) is not None}  # fmt: skip
+        fields = ("dataset", "data_dir", "download", "image_size", "epochs", "batch_size", "train_samples",
+                  "val_samples", "optimizer", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs",
+                  "ema_decay", "bn_momentum", "padding", "flip", "erasing", "bf16", "channels_last", "compile",
+                  "seed")  # fmt: skip
+        config = TrainConfig(
+            out=args.out,
+            model=args.model,
+            alpha=args.alpha,
+            model_options=options,
+            num_threads=args.threads,
+            **{name: getattr(args, name) for name in fields},
+        )
+    try:
+        result = train(config, resume=args.resume, progress=not args.quiet)
+    except TrainingDiverged as error:
+        print(f"mobilenet train: {error}", file=sys.stderr)
+        return 1
+    if not result:  # not the main process of a torchrun group
+        return 0
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        best = result.get("test_best", {})
+        print(f"best validation top-1 {result['best_val_acc']:.2f}%; test top-1 {best.get('top1', float('nan')):.2f}% "
+              f"(top-5 {best.get('top5', float('nan')):.2f}%) with {args.out}/best.safetensors")  # fmt: skip
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mobilenet.data import load_dataset
+    from mobilenet.train.evaluate import evaluate, plot_confusion
+    from mobilenet.weights import load
+
+    model = load(args.checkpoint)
+    dataset = load_dataset(args.dataset, args.split, args.data_dir)
+    if model.config.num_classes != len(dataset.classes):
+        raise UsageError(
+            f"{args.checkpoint} has {model.config.num_classes} outputs but {args.dataset} has "
+            f"{len(dataset.classes)} classes"
+        )
+    if model.config.in_chans != dataset.info.channels:
+        raise UsageError(f"{args.checkpoint} takes {model.config.in_chans} channel(s), {args.dataset} has "
+                         f"{dataset.info.channels}")  # fmt: skip
+    result = evaluate(model, dataset, batch_size=args.batch_size, image_size=args.image_size)
+    if args.plot:
+        plot_confusion(result, dataset.classes, args.plot, title=f"{args.checkpoint} on {args.dataset} {args.split}")
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "dataset": args.dataset, "split": args.split,
+                          **result.to_dict()}, indent=2))  # fmt: skip
+        return 0
+    print(f"{args.checkpoint} on {args.dataset} ({args.split}, {result.samples:,} images)")
+    print(f"  top-1 {result.top1:.2f}%   top-5 {result.top5:.2f}%   loss {result.loss:.4f}")
+    for cls, accuracy in result.per_class.items():
+        print(f"  {cls:<14}{accuracy:>7.2f}%")
+    if args.plot:
+        print(f"  confusion matrix: {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure."
@@ -220,6 +287,66 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--json", action="store_true", help="the whole report as JSON")
     prof.set_defaults(func=cmd_profile)
 
+    tr = verbs.add_parser(
+        "train",
+        help="train a family member on real data (Fashion-MNIST by default); resumable; torchrun-ready",
+        description="Train on one process, or data-parallel under `torchrun --nproc-per-node N` (batch size is per "
+        "process). Ctrl-C saves; --resume continues exactly where it stopped.",
+    )
+    tr.add_argument("--out", required=True, help="RUN_DIR: config, metrics, checkpoints")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out (its saved config is used)")
+    tr.add_argument("--model", default="mobilenet_v2", help="model name (default mobilenet_v2)")
+    tr.add_argument("--alpha", type=float, default=1.0, help="width multiplier")
+    group = tr.add_argument_group("model options")
+    group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
+                       help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
+    group.add_argument("--t", type=float, default=None, help="V2 expansion factor")
+    group.add_argument("--shallow", action="store_true", default=None, help="V1 without the five 14x14 layers")
+    group.add_argument("--minimal", action="store_true", default=None, help="V3 minimalistic")
+    group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3 pre-logits width")
+    group.add_argument("--expansion", choices=("scaled", "input"), default=None, help="V3 expanded-width rule")
+    group.add_argument("--dropout", type=float, default=None, help="before the classifier (default: the version's)")
+    group = tr.add_argument_group("data")
+    group.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
+    group.add_argument("--data-dir", default=None, help="directory of the dataset's files (or the image folder)")
+    group.add_argument("--download", action="store_true", help="fetch from the original host, checksums verified")
+    group.add_argument("--image-size", type=int, default=224, help="image folders: side after resize and crop")
+    group.add_argument("--train-samples", type=int, default=None, help="train on a seeded subset of this size")
+    group.add_argument("--val-samples", type=int, default=5000, help="held out from the training set (default 5000)")
+    group.add_argument("--padding", type=int, default=None, help="random-crop padding (default side // 8)")
+    group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="horizontal flips")
+    group.add_argument("--erasing", type=float, default=0.5, help="random-erasing probability (default 0.5)")
+    group = tr.add_argument_group("optimization")
+    group.add_argument("--epochs", type=int, default=30)
+    group.add_argument("--batch-size", type=int, default=128, help="per process (default 128)")
+    group.add_argument("--optimizer", choices=("sgd", "rmsprop", "adamw"), default="sgd")
+    group.add_argument("--lr", type=float, default=None, help="peak learning rate (default: per optimizer, scaled)")
+    group.add_argument("--momentum", type=float, default=0.9)
+    group.add_argument("--weight-decay", type=float, default=None, help="never applied to BN or biases")
+    group.add_argument("--label-smoothing", type=float, default=0.1)
+    group.add_argument("--warmup-epochs", type=float, default=1.0)
+    group.add_argument("--ema-decay", type=float, default=0.999, help="EMA of weights; 0 turns it off")
+    group.add_argument("--bn-momentum", type=float, default=0.1, help="BN running-statistics momentum")
+    group.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
+    group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    group.add_argument("--compile", action="store_true", help="torch.compile the model")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--json", action="store_true", help="print the final result as JSON")
+    tr.set_defaults(func=cmd_train)
+
+    ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a checkpoint")
+    ev.add_argument("checkpoint", help="a .safetensors file written by `mobilenet train` or mobilenet.save")
+    ev.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
+    ev.add_argument("--data-dir", default=None)
+    ev.add_argument("--split", choices=("train", "test"), default="test")
+    ev.add_argument("--image-size", type=int, default=None, help="image folders: side after resize and crop")
+    ev.add_argument("--batch-size", type=int, default=500)
+    ev.add_argument("--plot", default=None, help="write the confusion matrix here (PNG)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
     convert.add_argument("--arch", required=True, choices=("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"))
@@ -237,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as error:
+    except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"mobilenet {args.verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

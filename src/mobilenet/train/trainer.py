@@ -1,0 +1,493 @@
+"""The trainer: one `TrainConfig`, one `train()` — on one process or, under torchrun, data-parallel on many.
+
+Reproducibility is by construction: the sample order of an epoch, every augmentation draw and every dropout mask is
+a pure function of (seed, epoch, step, rank), and the learning rate a pure function of the step. So a run
+interrupted anywhere and resumed from its checkpoint ends with the same weights as one never interrupted.
+
+RUN_DIR holds `config.json` (the full configuration), `metrics.jsonl` (one JSON line per epoch), `last.safetensors`
+and `best.safetensors` (the weights to use — EMA ones when EMA is on — with the model spec in the metadata),
+`last.state.pt` (everything needed to resume; plain tensors and numbers, loadable with `weights_only=True`), and
+`result.json` once the run is over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from mobilenet.data import augment_batch, load_dataset, normalize
+from mobilenet.model import MobileNet, build
+from mobilenet.resolve import make_config
+from mobilenet.train.evaluate import EvalResult, evaluate
+from mobilenet.weights import atomic_write, save
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+@dataclass
+class TrainConfig:
+    """A training run, complete: saved as RUN_DIR/config.json and reloaded on --resume."""
+
+    out: str  # RUN_DIR
+    model: str = "mobilenet_v2"
+    alpha: float = 1.0
+    # create_model options: small_input (None = on for images <= 64 px), t, shallow, minimal, head, expansion, dropout
+    model_options: dict[str, object] = field(default_factory=dict)
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    download: bool = False
+    image_size: int = 224  # image folders only; the small datasets keep their stored size
+    epochs: int = 30
+    batch_size: int = 128  # per process
+    train_samples: int | None = None  # train on a seeded subset, for quick experiments
+    val_samples: int = 5000  # held out from the training set; the test set is only used for the final figure
+    optimizer: str = "sgd"  # sgd (Nesterov), rmsprop (as in the papers), adamw
+    lr: float | None = None  # default: sgd 0.1, rmsprop 0.016, adamw 0.002, each x batch_size * world / 256 * 2
+    momentum: float = 0.9
+    weight_decay: float | None = None  # default: sgd/rmsprop 5e-5 * 10, adamw 0.05; never on BN or biases
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    ema_decay: float = 0.999  # 0 turns EMA off
+    # deviation: V3's BN momentum 0.01 (torchvision, for ImageNet-length runs) leaves the running statistics ~100
+    # steps behind the weights, which breaks evaluation of short runs; None keeps the model's own.
+    bn_momentum: float | None = 0.1
+    padding: int | None = None  # random-crop padding; default: image side // 8
+    flip: bool | None = None  # default: whether the dataset's classes survive a mirror (not for MNIST digits)
+    erasing: float = 0.5  # random-erasing probability
+    bf16: bool = True  # bfloat16 autocast
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "val_samples": self.val_samples >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "erasing": 0 <= self.erasing <= 1,
+            "bn_momentum": self.bn_momentum is None or 0 < self.bn_momentum <= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} is out of range: {getattr(self, name)!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.train_samples is not None and self.train_samples < 1:
+            raise ValueError(f"train_samples must be >= 1, got {self.train_samples}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}")
+        return cls(**data)
+
+
+@dataclass
+class _World:
+    rank: int = 0
+    size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed() -> _World:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: join the group (nccl on GPU, gloo on CPU); else one process."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return _World(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        device, backend = torch.device("cuda", local), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return _World(dist.get_rank(), dist.get_world_size(), device)
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integers (deterministic across processes, unlike hash())."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value ^ (part + 0x632BE59BD9B4E019 + (value << 6) + (value >> 2))) & 0x7FFFFFFFFFFFFFFF
+    return value
+
+
+def learning_rate(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) (TF's ExponentialMovingAverage with
+    num_updates), so that short runs are not stuck near the initial weights. Integer buffers are copied."""
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        for ema, value in zip(averaged, current, strict=True):
+            if ema.is_floating_point():
+                ema.lerp_(value, weight)
+            else:
+                ema.copy_(value)
+
+    return update
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    """Weight decay on conv and linear weights only: never on BN parameters or biases."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim > 1 else no_decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _optimizer(config: TrainConfig, model: nn.Module, world: int) -> tuple[torch.optim.Optimizer, float]:
+    scale = config.batch_size * world / 128
+    if config.optimizer == "sgd":
+        lr, wd = config.lr or 0.1 * scale, 5e-4 if config.weight_decay is None else config.weight_decay
+        return torch.optim.SGD(_param_groups(model, wd), lr=lr, momentum=config.momentum, nesterov=True), lr
+    if config.optimizer == "rmsprop":  # the papers' optimizer: decay 0.9, momentum 0.9, eps 0.0316 (TF-slim's 1.0)
+        lr, wd = config.lr or 0.016 * scale, 4e-5 if config.weight_decay is None else config.weight_decay
+        opt = torch.optim.RMSprop(_param_groups(model, wd), lr=lr, alpha=0.9, eps=0.0316, momentum=config.momentum)
+        return opt, lr
+    lr, wd = config.lr or 2e-3 * scale, 0.05 if config.weight_decay is None else config.weight_decay
+    return torch.optim.AdamW(_param_groups(model, wd), lr=lr), lr
+
+
+def _split(config: TrainConfig, train_set) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices): a seeded hold-out from the training set."""
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(_seed(config.seed, 1)))
+    if config.val_samples >= len(train_set):
+        raise ValueError(f"val_samples={config.val_samples} leaves nothing to train on ({len(train_set)} images)")
+    val, train = order[: config.val_samples], order[config.val_samples :]
+    if config.train_samples is not None:
+        train = train[: config.train_samples]
+    return train, val
+
+
+class _Run:
+    """The state of one run; `train()` drives it."""
+
+    def __init__(self, config: TrainConfig, world: _World, progress: bool) -> None:
+        self.config, self.world, self.progress = config, world, progress and world.main
+        self.out = Path(config.out)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.train_set = load_dataset(config.dataset, "train", config.data_dir, config.download and world.main)
+        if world.size > 1 and config.download:
+            dist.barrier()
+            self.train_set = load_dataset(config.dataset, "train", config.data_dir)
+        info = self.train_set.info
+        self.size = info.size or config.image_size
+        self.train_idx, self.val_idx = _split(config, self.train_set)
+        options = dict(config.model_options)
+        if options.get("small_input") is None:
+            options["small_input"] = self.size <= 64
+        self.model_config = make_config(
+            config.model, alpha=config.alpha, num_classes=len(info.classes), in_chans=info.channels, **options
+        )
+        torch.manual_seed(_seed(config.seed, 2))
+        self.model: MobileNet = build(self.model_config).to(world.device)
+        if config.bn_momentum is not None:
+            for module in self.model.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = config.bn_momentum
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer, self.base_lr = _optimizer(config, self.model, world.size)
+        self.ema = None
+        if config.ema_decay > 0:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=_ema_with_warmup(config.ema_decay), use_buffers=True
+            )
+        self.network: nn.Module = self.model
+        if world.size > 1:
+            self.network = nn.parallel.DistributedDataParallel(self.model)
+        if config.compile:
+            self.network = torch.compile(self.network)
+        self.steps_per_epoch = len(self.train_idx) // (config.batch_size * world.size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(self.train_idx)} training images cannot fill one batch of {config.batch_size} x "
+                f"{world.size} process(es): lower --batch-size or raise --train-samples"
+            )
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup_steps = round(config.warmup_epochs * self.steps_per_epoch)
+        self.padding = config.padding if config.padding is not None else self.size // 8
+        self.flip = info.flip if config.flip is None else config.flip
+        self.epoch, self.step = 0, 0  # the next step to run
+        self.best_val, self.sums = -1.0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+
+    def eval_model(self) -> MobileNet:
+        return self.ema.module if self.ema is not None else self.model
+
+    def save_state(self) -> None:
+        """last.safetensors + last.state.pt, each written atomically (state last: it names the finished step)."""
+        if not self.world.main:
+            return
+        save(self.eval_model(), self.out / "last.safetensors", metadata=self._metadata())
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_val": self.best_val,
+            "sums": self.sums,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "config": json.dumps(self.config.to_dict()),
+        }
+        atomic_write(self.out / "last.state.pt", lambda tmp: torch.save(state, tmp))
+
+    def load_state(self) -> None:
+        path = self.out / "last.state.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist (start the run without --resume)")
+        state = torch.load(path, map_location=self.world.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.epoch, self.step, self.best_val, self.sums = (
+            state["epoch"],
+            state["step"],
+            state["best_val"],
+            state["sums"],
+        )
+
+    def _metadata(self) -> dict[str, str]:
+        return {"dataset": self.config.dataset, "classes": json.dumps(list(self.train_set.classes)),
+                "mean": json.dumps(list(self.train_set.info.mean)), "std": json.dumps(list(self.train_set.info.std)),
+                "image_size": str(self.size), "epoch": str(self.epoch)}  # fmt: skip
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+
+    def batch(self, indices: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.train_set.batch(indices, self.size)
+        x = normalize(images, self.train_set.info.mean, self.train_set.info.std)
+        x = augment_batch(x, generator, padding=self.padding, flip=self.flip, erasing=self.config.erasing)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.to(self.world.device, non_blocking=True), labels.to(self.world.device, non_blocking=True)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, global_step: int) -> tuple[float, int]:
+        lr = learning_rate(global_step, self.total_steps, self.warmup_steps, self.base_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        autocast = torch.autocast(self.world.device.type, dtype=torch.bfloat16) if self.config.bf16 else nullcontext()
+        self.network.train()
+        with autocast:
+            logits = self.network(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+        finite = torch.isfinite(loss.detach()).float()
+        if self.world.size > 1:  # every rank must stop together
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if finite.item() < 1:
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1} (lr {lr:.4g}); "
+                f"{self.out / 'last.safetensors'} holds the last good weights. Lower --lr or turn off --bf16."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss.item(), (logits.argmax(1) == y).sum().item()
+
+    def run_epoch(self) -> dict[str, float] | None:
+        config, world = self.config, self.world
+        order = self.train_idx[torch.randperm(len(self.train_idx), generator=torch.Generator().manual_seed(
+            _seed(config.seed, 3, self.epoch)))]  # fmt: skip
+        per_rank = order[world.rank :: world.size]
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step, desc=f"epoch {self.epoch + 1}/{config.epochs}",
+                       unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)  # fmt: skip
+        try:
+            while self.step < self.steps_per_epoch:
+                started = time.perf_counter()
+                seed = _seed(config.seed, 4, self.epoch, self.step, world.rank)
+                torch.manual_seed(seed)  # dropout masks
+                indices = per_rank[self.step * config.batch_size : (self.step + 1) * config.batch_size]
+                x, y = self.batch(indices, torch.Generator().manual_seed(seed))
+                loss, correct = self.train_step(x, y, self.epoch * self.steps_per_epoch + self.step)
+                self.step += 1
+                self.sums["loss"] += loss * len(y)
+                self.sums["correct"] += correct
+                self.sums["seen"] += len(y)
+                self.sums["seconds"] += time.perf_counter() - started
+                if bar is not None:
+                    rate = self.sums["seen"] * world.size / max(self.sums["seconds"], 1e-9)
+                    bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['seen']:.3f}",
+                                    acc=f"{100 * self.sums['correct'] / self.sums['seen']:.1f}",
+                                    img_s=f"{rate:.0f}", refresh=False)  # fmt: skip
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+        seen = max(1, self.sums["seen"])
+        return {
+            "epoch": self.epoch + 1,
+            "train_loss": self.sums["loss"] / seen,
+            "train_acc": 100.0 * self.sums["correct"] / seen,
+            "images_per_s": self.sums["seen"] * world.size / max(self.sums["seconds"], 1e-9),
+            "seconds": self.sums["seconds"],
+            "lr_end": learning_rate(
+                (self.epoch + 1) * self.steps_per_epoch - 1, self.total_steps, self.warmup_steps, self.base_lr
+            ),
+        }
+
+    def validate(self) -> EvalResult | None:
+        if len(self.val_idx) == 0:
+            return None
+        model = self.eval_model()
+        autocast = torch.autocast(self.world.device.type, dtype=torch.bfloat16) if self.config.bf16 else nullcontext()
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                return model(x.to(self.world.device))
+
+        model.eval()
+        return evaluate(predict, self.train_set, image_size=self.size, indices=self.val_idx)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, object]:
+    """Run (or, with `resume`, continue) the training `config` describes; return the final result.
+
+    Ctrl-C saves the exact point reached and exits cleanly (KeyboardInterrupt propagates after the save); a NaN or
+    infinite loss raises `TrainingDiverged` with the last good checkpoint untouched.
+    """
+    world = _init_distributed()
+    out = Path(config.out)
+    config_path = out / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise FileNotFoundError(f"nothing to resume in {out}: no config.json")
+        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    elif (out / "last.state.pt").exists():
+        raise FileExistsError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    run = _Run(config, world, progress)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(config.to_dict(), indent=2)))
+    if resume:
+        run.load_state()
+    if world.main and progress:
+        params = sum(p.numel() for p in run.model.parameters())
+        print(f"training {run.model_config.name} alpha={config.alpha} ({params:,} params) on {config.dataset}: "
+              f"{len(run.train_idx):,} train / {len(run.val_idx):,} val images, {config.epochs} epochs of "
+              f"{run.steps_per_epoch} steps, {world.size} process(es) -> {out}", file=sys.stderr)  # fmt: skip
+    try:
+        while run.epoch < config.epochs:
+            metrics = run.run_epoch()
+            result = run.validate()
+            if result is not None:
+                metrics.update(val_loss=result.loss, val_acc=result.top1)
+            run.epoch, run.step = run.epoch + 1, 0
+            run.sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            if world.main:
+                if result is not None and result.top1 > run.best_val:
+                    run.best_val = result.top1
+                    save(run.eval_model(), out / "best.safetensors", metadata=run._metadata())
+                run.save_state()
+                with (out / "metrics.jsonl").open("a") as log:
+                    log.write(json.dumps(metrics) + "\n")
+                if progress:
+                    _print_epoch(metrics)
+        divergence = _rank_divergence(run) if world.size > 1 else 0.0
+    except KeyboardInterrupt:
+        run.save_state()
+        if world.main:
+            print(f"\ninterrupted at epoch {run.epoch + 1}, step {run.step}: saved; continue with --resume",
+                  file=sys.stderr)  # fmt: skip
+        raise
+    finally:
+        if world.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    if not world.main:
+        return {}
+    result = _finish(run)
+    if world.size > 1:
+        result["processes"], result["rank_max_param_difference"] = world.size, divergence
+        atomic_write(run.out / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    return result
+
+
+def _rank_divergence(run: _Run) -> float:
+    """The largest difference between any rank's parameters and rank 0's (0.0 when data-parallel works)."""
+    worst = torch.zeros((), device=run.world.device)
+    for tensor in run.model.state_dict().values():
+        reference = tensor.detach().clone()
+        dist.broadcast(reference, src=0)
+        if tensor.is_floating_point():
+            worst = torch.maximum(worst, (tensor.detach() - reference).abs().max())
+        elif not torch.equal(tensor, reference):
+            worst = torch.maximum(worst, torch.ones((), device=run.world.device))
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return worst.item()
+
+
+def _print_epoch(metrics: dict[str, float]) -> None:
+    val = f", val {metrics['val_acc']:.2f}%" if "val_acc" in metrics else ""
+    print(
+        f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, train {metrics['train_acc']:.2f}%{val}, "
+        f"{metrics['images_per_s']:.0f} img/s",
+        file=sys.stderr,
+    )
+
+
+def _finish(run: _Run) -> dict[str, object]:
+    """Evaluate best (by validation accuracy) and last weights on the test set; write result.json."""
+    from mobilenet.weights import load
+
+    test = load_dataset(run.config.dataset, "test", run.config.data_dir)
+    result: dict[str, object] = {"config": run.config.to_dict(), "best_val_acc": run.best_val}
+    for name in ("best", "last"):
+        path = run.out / f"{name}.safetensors"
+        if path.is_file():
+            evaluation = evaluate(load(path), test, image_size=run.size)
+            result[f"test_{name}"] = {"top1": evaluation.top1, "top5": evaluation.top5, "loss": evaluation.loss}
+    atomic_write(run.out / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    return result

@@ -1,0 +1,210 @@
+"""Dataset readers validate what they read; batch transforms do what they say."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import mobilenet.data.datasets as datasets
+from mobilenet.data import DatasetError, augment_batch, load_dataset, normalize
+from mobilenet.data.transforms import load_image, random_crop, random_erasing, random_flip
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_dataset("fashion-mnist", "train")
+
+
+def test_fashion_mnist_from_debian(fashion):
+    test = load_dataset("fashion-mnist", "test")
+    assert fashion.images.shape == (60_000, 1, 28, 28)
+    assert test.images.shape == (10_000, 1, 28, 28)
+    assert fashion.images.dtype == torch.uint8
+    assert torch.bincount(fashion.labels).tolist() == [6000] * 10  # the published class balance
+    assert fashion.classes[9] == "Ankle boot"
+
+
+def write_idx(path, array, magic_dims=None, gz=True):
+    dims = array.shape if magic_dims is None else magic_dims
+    header = struct.pack(">HBB", 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def make_idx_dir(tmp_path, n=60_000, labels_max=9, gz=True, truncate=False):
+    suffix = ".gz" if gz else ""
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n) % (labels_max + 1)
+    write_idx(tmp_path / f"train-images-idx3-ubyte{suffix}", images, gz=gz)
+    write_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}", labels, gz=gz)
+    if truncate:
+        path = tmp_path / f"train-images-idx3-ubyte{suffix}"
+        raw = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
+        (gzip.open if gz else open)(path, "wb").write(raw[: len(raw) // 2])
+    return tmp_path
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_gzipped_or_not(tmp_path, gz):
+    data = load_dataset("fashion-mnist", "train", make_idx_dir(tmp_path, gz=gz))
+    assert data.images.shape == (60_000, 1, 28, 28)
+
+
+def test_directory_from_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBILENET_FASHION_MNIST_DIR", str(make_idx_dir(tmp_path)))
+    assert load_dataset("fashion-mnist", "train").source == str(tmp_path)
+
+
+def test_truncated_idx_names_the_file(tmp_path):
+    make_idx_dir(tmp_path, truncate=True)
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz: .*truncated"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_bad_magic(tmp_path):
+    make_idx_dir(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x0c\x01" + b"\x00" * 8))
+    with pytest.raises(DatasetError, match="bad IDX magic"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_wrong_count(tmp_path):
+    make_idx_dir(tmp_path, n=100)
+    with pytest.raises(DatasetError, match="100 images, the fashion-mnist train split has 60000"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_label_out_of_range(tmp_path):
+    make_idx_dir(tmp_path, labels_max=11)
+    with pytest.raises(DatasetError, match="label 11 out of range"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_not_gzip(tmp_path):
+    make_idx_dir(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(DatasetError, match="cannot be read"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_missing_files_say_where_to_get_them(tmp_path):
+    with pytest.raises(DatasetError, match="dataset-fashion-mnist"):
+        load_dataset("fashion-mnist", "train", tmp_path)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet")
+
+
+def test_cifar10_binary(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "_CIFAR_FILES", {"train": ("data_batch_1.bin",), "test": ("test_batch.bin",)})
+    records = np.zeros((10_000, 3073), dtype=np.uint8)
+    records[:, 0] = np.arange(10_000) % 10
+    records[:, 1] = 200  # first red pixel
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "data_batch_1.bin").write_bytes(records.tobytes())
+    data = load_dataset("cifar10", "train", tmp_path)
+    assert data.images.shape == (10_000, 3, 32, 32)
+    assert data.images[0, 0, 0, 0] == 200
+    assert data.labels[:3].tolist() == [0, 1, 2]
+    (folder / "test_batch.bin").write_bytes(records.tobytes()[:-5])
+    with pytest.raises(DatasetError, match=r"test_batch\.bin: .* bytes"):
+        load_dataset("cifar10", "test", tmp_path)
+
+
+def test_download_failure_is_clear(tmp_path, monkeypatch):
+    def unreachable(url, timeout):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", unreachable)
+    with pytest.raises(DatasetError, match=r"could not download .*fashion-mnist.*put the files in"):
+        load_dataset("fashion-mnist", "train", tmp_path, download=True)
+    assert not list(tmp_path.iterdir())  # no partial file left
+
+
+def test_download_checksum_mismatch(tmp_path, monkeypatch):
+    import io
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda url, timeout: Response(b"tampered"))
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        load_dataset("mnist", "train", tmp_path, download=True)
+    assert not list(tmp_path.iterdir())
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    for cls, color, mode in (("cat", (255, 0, 0), "RGB"), ("dog", 128, "L")):
+        (tmp_path / cls).mkdir()
+        Image.new(mode, (50, 30), color).save(tmp_path / cls / "a.png")
+        Image.new("RGBA", (20, 40), (0, 0, 255, 128)).save(tmp_path / cls / "b.png")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    data = load_dataset("folder", "train", tmp_path)
+    assert data.classes == ("cat", "dog")
+    assert len(data) == 4
+    images, labels = data.batch(torch.arange(4), 16)
+    assert images.shape == (4, 3, 16, 16)
+    assert labels.tolist() == [0, 0, 1, 1]
+    assert images[0, 0].float().mean() == 255  # red stays red after resize and crop
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match=r"broken\.png: not a readable image"):
+        load_image(path, 16)
+
+
+def test_normalize(fashion):
+    x = normalize(fashion.images[:5000], fashion.info.mean, fashion.info.std)
+    assert x.mean().item() == pytest.approx(0.0, abs=0.02)
+    assert x.std().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_random_crop_is_a_window_of_the_padded_image():
+    x = torch.randn(16, 2, 6, 6)
+    out = random_crop(x, 2, torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    offsets = set()
+    for i in range(16):
+        windows = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(out[i], padded[i, :, dy : dy + 6, dx : dx + 6])
+        ]
+        assert windows, f"image {i} is not a crop of its padded self"
+        offsets.add(windows[0])
+    assert len(offsets) > 4  # the offsets vary per image
+
+
+def test_flip_and_erasing():
+    x = torch.randn(64, 1, 28, 28)
+    flipped = random_flip(x, torch.Generator().manual_seed(0), p=1.0)
+    assert torch.equal(flipped, x.flip(3))
+    erased = random_erasing(x, torch.Generator().manual_seed(0), p=1.0)
+    fraction = (erased == 0).float().mean((1, 2, 3))
+    assert (fraction >= 0.01).all()
+    assert (fraction <= 0.5).all()
+    assert torch.equal(random_erasing(x, torch.Generator().manual_seed(0), p=0.0), x)
+
+
+def test_augmentation_is_deterministic_per_generator(fashion):
+    x = normalize(fashion.images[:32], fashion.info.mean, fashion.info.std)
+    a = augment_batch(x, torch.Generator().manual_seed(7))
+    b = augment_batch(x, torch.Generator().manual_seed(7))
+    c = augment_batch(x, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == x.shape
