@@ -376,6 +376,14 @@ class _Run:
             ),
         }
 
+    def sync_buffers(self) -> None:
+        """DDP broadcasts BN statistics at the start of each forward, so after the last step every rank holds its
+        own; give every rank rank 0's (the ones it checkpoints), for the model and its EMA alike."""
+        for module in (self.model, self.ema):
+            if module is not None:
+                for buffer in module.buffers():
+                    dist.broadcast(buffer, src=0)
+
     def validate(self) -> EvalResult | None:
         if len(self.val_idx) == 0:
             return None
@@ -422,6 +430,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     try:
         while run.epoch < config.epochs:
             metrics = run.run_epoch()
+            if world.size > 1:
+                run.sync_buffers()
             result = run.validate()
             if result is not None:
                 metrics.update(val_loss=result.loss, val_acc=result.top1)
