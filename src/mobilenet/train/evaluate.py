@@ -71,7 +71,7 @@ def plot_confusion(result: EvalResult, classes: tuple[str, ...], path: str, titl
     matrix = torch.tensor(result.confusion, dtype=torch.float)
     rates = matrix / matrix.sum(1, keepdim=True).clamp(min=1)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(classes), 0.8 + 0.6 * len(classes)))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
             value = int(matrix[i, j])
