@@ -256,6 +256,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mobilenet.deploy import export_onnx
+    from mobilenet.weights import load, read_safetensors
+
+    model = load(args.checkpoint)
+    _, stored = read_safetensors(args.checkpoint)
+    resolution = args.resolution or int(stored.get("image_size", 32 if model.config.small_input else 224))
+    metadata = {key: stored[key] for key in ("dataset", "mean", "std") if key in stored}
+    if "classes" in stored:
+        metadata["labels"] = stored["classes"]
+    report = export_onnx(model, args.out, resolution, metadata=metadata, opset=args.opset)
+    size = report.path.stat().st_size / 1e6
+    print(f"wrote {report.path} ({size:.2f} MB, opset {report.opset}, {resolution}x{resolution}, dynamic batch)")
+    print(f"  checked in ONNX Runtime: max |onnx - torch| = {report.max_abs_diff:.3g} "
+          f"({report.relative_diff:.2g} of the output scale {report.output_scale:.3g}; limit 1e-4)")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure."
@@ -346,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="write the confusion matrix here (PNG)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    ex = verbs.add_parser(
+        "export", help="ONNX with BN folded, dynamic batch, checked in ONNX Runtime, labels and input in metadata"
+    )
+    ex.add_argument("checkpoint", help="a .safetensors file written by `mobilenet train` or mobilenet.save")
+    ex.add_argument("--out", required=True, help="output .onnx path")
+    ex.add_argument("--resolution", type=int, default=None, help="input side (default: the training image size)")
+    ex.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
+    ex.set_defaults(func=cmd_export)
 
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")

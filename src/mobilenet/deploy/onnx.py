@@ -1,0 +1,147 @@
+"""ONNX export, checked in ONNX Runtime against PyTorch at export time, with everything a consumer needs to run the
+model (labels, input size, channels, normalization, the model config) in the file's metadata."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mobilenet.deploy.fuse import fuse
+from mobilenet.model import MobileNet
+from mobilenet.weights import atomic_write
+
+MIN_OPSET = 17  # h-swish and h-sigmoid need >= 14; 17 gives LayerNormalization-era op versions ORT optimizes well
+TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    opset: int
+    resolution: int
+    max_abs_diff: float
+    output_scale: float
+
+    @property
+    def relative_diff(self) -> float:
+        return self.max_abs_diff / max(self.output_scale, 1e-12)
+
+
+def export_onnx(
+    model: MobileNet,
+    path: str | os.PathLike,
+    resolution: int,
+    metadata: dict[str, str] | None = None,
+    opset: int = 18,
+    check_batch: int = 2,
+    seed: int = 0,
+) -> ExportReport:
+    """Export `model` (BN folded, eval mode) with a dynamic batch dimension; verify it in ONNX Runtime.
+
+    Raises ValueError if ONNX Runtime's output differs from PyTorch's by more than 1e-4 of the output's scale; the
+    file is only moved into place once it has passed.
+    """
+    if not isinstance(model, MobileNet):
+        raise TypeError(f"export_onnx() takes a mobilenet.MobileNet, got {type(model).__name__}")
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET} (h-swish needs 14), got {opset}")
+    if model.config.features_only:
+        raise ValueError("export a classifier: the model was built with features_only=True")
+    from mobilenet.resolve import check_resolution
+
+    check_resolution(model.arch, resolution)
+    fused = fuse(model).cpu()
+    example = torch.zeros(1, model.config.in_chans, resolution, resolution)
+    header = {
+        "mobilenet.config": json.dumps(model.config.to_dict()),
+        "input_size": str(resolution),
+        "in_chans": str(model.config.in_chans),
+        **(metadata or {}),
+    }
+
+    target = Path(path)
+    measured: list[tuple[float, float]] = []
+
+    def write(tmp: str) -> None:
+        _export(fused, example, opset, tmp)
+        _add_metadata(tmp, header)
+        diff, scale = _verify(tmp, fused, model.config.in_chans, resolution, check_batch, seed)
+        if diff > TOLERANCE * max(scale, 1e-12):
+            raise ValueError(
+                f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (output scale {scale:.3g}), more "
+                f"than {TOLERANCE:g} of scale; {target} was not written"
+            )
+        measured.append((diff, scale))
+
+    atomic_write(target, write)
+    diff, scale = measured[0]
+    return ExportReport(target, opset, resolution, diff, scale)
+
+
+def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str) -> None:
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            verbose=False,
+        )
+        program.save(path)
+
+
+def _add_metadata(path: str, header: dict[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(path)
+    for key, value in header.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, path)
+
+
+def _verify(path: str, model: MobileNet, in_chans: int, resolution: int, batch: int, seed: int) -> tuple[float, float]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    x = torch.randn(batch, in_chans, resolution, resolution, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
+
+
+class _quiet_exporter:
+    """The exporter logs a warning per torchvision op it cannot find; we use none of them."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("torch.onnx")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        return False
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata an exported file carries (labels, input_size, in_chans, mean, std, mobilenet.config, ...)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # onnx raises DecodeError or OSError by cause
+        raise ValueError(f"{path} is not a readable ONNX file ({error})") from error
+    return {entry.key: entry.value for entry in proto.metadata_props}

@@ -1,0 +1,97 @@
+"""BN folding and ONNX export, verified against PyTorch."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import mobilenet
+from mobilenet.deploy import export_onnx, fuse, read_metadata
+from mobilenet.deploy.fuse import is_fused
+
+
+def with_random_statistics(model):
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"])
+def test_fused_model_computes_the_same_function(name):
+    model = with_random_statistics(mobilenet.create_model(name, alpha=0.5, num_classes=10))
+    fused = fuse(model)
+    assert is_fused(fused)
+    assert not is_fused(model)  # the original is untouched
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = model(x), fused(x)
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+    assert "blocks.1.dw.conv" in dict(fused.named_modules())  # names stay stable
+
+
+def test_fuse_rejects_other_modules():
+    with pytest.raises(TypeError, match="MobileNet"):
+        fuse(nn.Conv2d(3, 3, 1))
+
+
+def test_export_is_checked_and_carries_metadata(tmp_path):
+    model = with_random_statistics(
+        mobilenet.create_model("mobilenet_v3_small", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
+    )
+    report = export_onnx(model, tmp_path / "m.onnx", 28, metadata={"labels": json.dumps(list("abcdefghij"))})
+    assert report.relative_diff < 1e-4
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert meta["input_size"] == "28"
+    assert meta["in_chans"] == "1"
+    assert json.loads(meta["labels"])[0] == "a"
+    assert json.loads(meta["mobilenet.config"])["name"] == "mobilenet_v3_small"
+
+    import onnx
+    import onnxruntime as ort
+
+    assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version >= 17
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 1, 28, 28)  # a batch size other than the export's: the batch dimension is dynamic
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert abs(got - expected).max() <= 1e-4 * abs(expected).max()
+
+
+def test_export_rejects_bad_requests(tmp_path):
+    model = mobilenet.create_model("mobilenet_v2", alpha=0.35)
+    with pytest.raises(ValueError, match="opset must be >= 17"):
+        export_onnx(model, tmp_path / "m.onnx", 224, opset=13)
+    with pytest.raises(ValueError, match="too small"):
+        export_onnx(model, tmp_path / "m.onnx", 16)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_cli_from_a_training_checkpoint(tmp_path, capsys):
+    from mobilenet.cli import main
+    from mobilenet.weights import save
+
+    model = mobilenet.create_model("mobilenet_v3_small", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
+    checkpoint = save(model, tmp_path / "best.safetensors", metadata={
+        "classes": json.dumps([f"c{i}" for i in range(10)]), "image_size": "28", "mean": "[0.286]", "std": "[0.353]",
+    })  # fmt: skip
+    code = main(["export", str(checkpoint), "--out", str(tmp_path / "m.onnx")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "28x28" in out
+    assert "checked in ONNX Runtime" in out
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert json.loads(meta["labels"])[9] == "c9"
+    assert json.loads(meta["mean"]) == [0.286]
+
+
+def test_read_metadata_of_a_non_onnx_file(tmp_path):
+    (tmp_path / "x.onnx").write_bytes(b"not onnx at all")
+    with pytest.raises(ValueError, match="not a readable ONNX file"):
+        read_metadata(tmp_path / "x.onnx")
