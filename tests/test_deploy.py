@@ -95,3 +95,82 @@ def test_read_metadata_of_a_non_onnx_file(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"not onnx at all")
     with pytest.raises(ValueError, match="not a readable ONNX file"):
         read_metadata(tmp_path / "x.onnx")
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory):
+    model = with_random_statistics(
+        mobilenet.create_model("mobilenet_v2", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
+    )
+    path = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    export_onnx(model, path, 28, metadata={"labels": json.dumps([str(i) for i in range(10)]),
+                                           "mean": "[0.286]", "std": "[0.353]"})  # fmt: skip
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    from mobilenet.data import load_dataset
+
+    return load_dataset("fashion-mnist", "train")
+
+
+def test_quantized_model_is_int8_qdq_per_channel_and_close_to_fp32(fp32_onnx, fashion, tmp_path):
+    import onnx
+
+    from mobilenet.data import normalize
+    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.deploy.runtime import OnnxModel
+
+    model, path = fp32_onnx
+    out = quantize_onnx(path, tmp_path / "m.int8.onnx", fashion, samples=64)
+    graph = onnx.load(str(out)).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    initializers = {init.name: init for init in graph.initializer}
+
+    def is_int8_conv_weight(name: str) -> bool:
+        init = initializers.get(name)
+        return init is not None and init.data_type == onnx.TensorProto.INT8 and len(init.dims) == 4
+
+    weight_dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and is_int8_conv_weight(n.input[0])]
+    assert weight_dq, "conv weights are stored as int8"
+    assert all(len(initializers[n.input[1]].dims) == 1 for n in weight_dq)  # one scale per output channel
+    assert out.stat().st_size < 0.45 * path.stat().st_size
+    assert OnnxModel(out).labels == [str(i) for i in range(10)]  # metadata survives quantization
+
+    x = normalize(fashion.images[:256], (0.286,), (0.353,))
+    with torch.no_grad():
+        reference = model(x)
+    quantized = OnnxModel(out)(x)
+    sqnr_db = 10 * torch.log10(reference.pow(2).mean() / (quantized - reference).pow(2).mean())
+    assert sqnr_db > 15
+
+
+def test_quantize_rejects_bad_options(fp32_onnx, fashion, tmp_path):
+    from mobilenet.deploy.quantize import quantize_onnx
+
+    with pytest.raises(ValueError, match="method"):
+        quantize_onnx(fp32_onnx[1], tmp_path / "q.onnx", fashion, method="kl")
+    with pytest.raises(ValueError, match="activations"):
+        quantize_onnx(fp32_onnx[1], tmp_path / "q.onnx", fashion, activations="int4")
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_eval_and_quantize_cli_on_onnx(fp32_onnx, tmp_path, capsys):
+    from mobilenet.cli import main
+    from mobilenet.data import load_dataset
+    from mobilenet.train.evaluate import evaluate
+
+    model, path = fp32_onnx
+    assert main(["eval", str(path), "--json"]) == 0
+    onnx_top1 = json.loads(capsys.readouterr().out)["top1"]
+    assert onnx_top1 == pytest.approx(evaluate(model, load_dataset("fashion-mnist", "test")).top1, abs=0.05)
+    out = tmp_path / "m.int8.onnx"
+    assert main(["quantize", str(path), "--out", str(out), "--samples", "64", "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["int8"]["size_mb"] < report["fp32"]["size_mb"]
+    assert report["fp32"]["top1"] == pytest.approx(onnx_top1)
+    assert {"latency_ms", "top1"} <= set(report["int8"])
+    assert main(["eval", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == pytest.approx(report["int8"]["top1"])

@@ -225,22 +225,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_classifier(path: str):
+    """(callable on normalized batches, in_chans, num_classes, input size or None) of a checkpoint or ONNX file."""
+    if str(path).endswith(".onnx"):
+        from mobilenet.deploy.runtime import OnnxModel
+
+        model = OnnxModel(path)
+        classes = len(model.labels) if model.labels else None
+        return model, model.in_chans, classes, model.input_size
+    from mobilenet.weights import load
+
+    model = load(path)
+    return model, model.config.in_chans, model.config.num_classes, None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from mobilenet.data import load_dataset
     from mobilenet.train.evaluate import evaluate, plot_confusion
-    from mobilenet.weights import load
 
-    model = load(args.checkpoint)
+    model, in_chans, num_classes, size = _load_classifier(args.checkpoint)
     dataset = load_dataset(args.dataset, args.split, args.data_dir)
-    if model.config.num_classes != len(dataset.classes):
-        raise UsageError(
-            f"{args.checkpoint} has {model.config.num_classes} outputs but {args.dataset} has "
-            f"{len(dataset.classes)} classes"
-        )
-    if model.config.in_chans != dataset.info.channels:
-        raise UsageError(f"{args.checkpoint} takes {model.config.in_chans} channel(s), {args.dataset} has "
-                         f"{dataset.info.channels}")  # fmt: skip
-    result = evaluate(model, dataset, batch_size=args.batch_size, image_size=args.image_size)
+    if num_classes is not None and num_classes != len(dataset.classes):
+        raise UsageError(f"{args.checkpoint} has {num_classes} outputs but {args.dataset} has "
+                         f"{len(dataset.classes)} classes")  # fmt: skip
+    if in_chans != dataset.info.channels:
+        raise UsageError(f"{args.checkpoint} takes {in_chans} channel(s), {args.dataset} has {dataset.info.channels}")
+    result = evaluate(model, dataset, batch_size=args.batch_size, image_size=args.image_size or size)
     if args.plot:
         plot_confusion(result, dataset.classes, args.plot, title=f"{args.checkpoint} on {args.dataset} {args.split}")
     if args.json:
@@ -253,6 +263,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {cls:<14}{accuracy:>7.2f}%")
     if args.plot:
         print(f"  confusion matrix: {args.plot}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from mobilenet.data import load_dataset
+    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.deploy.runtime import OnnxModel
+    from mobilenet.train.evaluate import evaluate
+
+    calibration = load_dataset(args.calibrate, "train", args.data_dir)
+    out = quantize_onnx(args.model, args.out, calibration, samples=args.samples, method=args.method,
+                        per_channel=args.per_channel, activations=args.activations,
+                        exclude=tuple(args.exclude))  # fmt: skip
+    report = {"fp32": {"path": args.model}, "int8": {"path": str(out)}}
+    test = load_dataset(args.calibrate, "test", args.data_dir)
+    for name in ("fp32", "int8"):
+        model = OnnxModel(report[name]["path"], threads=args.threads)
+        report[name]["size_mb"] = os.path.getsize(report[name]["path"]) / 1e6
+        report[name]["latency_ms"] = model.latency_ms(batch=1)
+        if not args.no_eval:
+            report[name]["top1"] = evaluate(model, test, image_size=model.input_size).top1
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"wrote {out} (int8 QDQ, per-channel={args.per_channel}, {args.activations} activations, {args.method} "
+          f"calibration on {args.samples} {args.calibrate} training images)")  # fmt: skip
+    print(f"{'':6}{'size MB':>9}{'latency ms':>12}{'test top-1':>12}   (batch 1, {args.threads or 'all'} threads)")
+    for name in ("fp32", "int8"):
+        row = report[name]
+        top1 = f"{row['top1']:.2f}%" if "top1" in row else "-"
+        print(f"{name:<6}{row['size_mb']:>9.2f}{row['latency_ms']:>12.3f}{top1:>12}")
     return 0
 
 
@@ -355,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a checkpoint")
-    ev.add_argument("checkpoint", help="a .safetensors file written by `mobilenet train` or mobilenet.save")
+    ev.add_argument("checkpoint", help="a .safetensors checkpoint or an .onnx file (fp32 or int8)")
     ev.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
     ev.add_argument("--data-dir", default=None)
     ev.add_argument("--split", choices=("train", "test"), default="test")
@@ -373,6 +414,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--resolution", type=int, default=None, help="input side (default: the training image size)")
     ex.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
     ex.set_defaults(func=cmd_export)
+
+    qu = verbs.add_parser(
+        "quantize", help="static int8 (QDQ, per-channel weights) with ONNX Runtime, calibrated on training images"
+    )
+    qu.add_argument("model", help="an fp32 .onnx file from `mobilenet export`")
+    qu.add_argument("--out", required=True, help="output .onnx path")
+    qu.add_argument("--calibrate", default="fashion-mnist", help="dataset whose TRAINING images calibrate")
+    qu.add_argument("--data-dir", default=None)
+    qu.add_argument("--samples", type=int, default=512, help="calibration images (default 512)")
+    qu.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
+    qu.add_argument("--activations", choices=("uint8", "int8"), default="uint8")
+    qu.add_argument("--exclude", nargs="*", default=[], help="node names to keep in float")
+    qu.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads for the latency figure")
+    qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
+    qu.add_argument("--json", action="store_true")
+    qu.set_defaults(func=cmd_quantize)
 
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
