@@ -25,6 +25,16 @@ from mobilenet.model import build
 from mobilenet.train.trainer import TrainConfig, _Run, _World
 
 
+def images_per_second(step, steps: int, batch: int) -> float:
+    """Run `step(i)` 3 times to warm up, then time `steps` more."""
+    for i in range(3):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return steps * batch / (time.perf_counter() - start)
+
+
 def plain_loop(run: _Run, steps: int, batch: int) -> float:
     model = build(run.model_config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -39,12 +49,7 @@ def plain_loop(run: _Run, steps: int, batch: int) -> float:
         optimizer.step()
 
     model.train()
-    for i in range(3):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return steps * batch / (time.perf_counter() - start)
+    return images_per_second(step, steps, batch)
 
 
 def our_loop(run: _Run, steps: int, batch: int) -> float:
@@ -53,12 +58,7 @@ def our_loop(run: _Run, steps: int, batch: int) -> float:
         x, y = run.batch(indices, torch.Generator().manual_seed(i))
         run.train_step(x, y, i)
 
-    for i in range(3):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return steps * batch / (time.perf_counter() - start)
+    return images_per_second(step, steps, batch)
 
 
 def main() -> None:

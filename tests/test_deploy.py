@@ -174,3 +174,58 @@ def test_eval_and_quantize_cli_on_onnx(fp32_onnx, tmp_path, capsys):
     assert {"latency_ms", "top1"} <= set(report["int8"])
     assert main(["eval", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["top1"] == pytest.approx(report["int8"]["top1"])
+
+
+@pytest.fixture
+def image_files(tmp_path, fashion):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):  # 28x28 grayscale, as the dataset stores them
+        Image.fromarray(fashion.images[i, 0].numpy(), mode="L").save(folder / f"item{i}.png")
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(folder / "photo.jpg")  # any size and mode is converted
+    Image.new("RGBA", (40, 90), (0, 0, 0, 0)).save(folder / "transparent.png")
+    (folder / "notes.png").write_bytes(b"this is not an image")
+    return folder
+
+
+def test_classifier_on_onnx_and_checkpoint_agree(fp32_onnx, image_files, tmp_path):
+    from mobilenet.deploy import Classifier
+    from mobilenet.weights import save
+
+    model, path = fp32_onnx
+    checkpoint = save(model, tmp_path / "m.safetensors", metadata={
+        "classes": json.dumps([str(i) for i in range(10)]), "image_size": "28", "mean": "[0.286]", "std": "[0.353]",
+    })  # fmt: skip
+    files = sorted(p for p in image_files.iterdir() if p.name != "notes.png")
+    from_onnx = Classifier(path).predict(files, k=3)
+    from_checkpoint = Classifier(checkpoint).predict(files, k=3)
+    assert len(from_onnx) == 5
+    for a, b in zip(from_onnx, from_checkpoint, strict=True):
+        assert [label for label, _ in a.top] == [label for label, _ in b.top]
+        assert a.top[0][1] == pytest.approx(b.top[0][1], abs=1e-4)
+        assert a.top[0][1] >= a.top[1][1] >= a.top[2][1]
+
+
+def test_a_bad_file_does_not_stop_the_others(fp32_onnx, image_files):
+    from mobilenet.deploy import Classifier
+
+    predictions, errors = Classifier(fp32_onnx[1]).predict_files([image_files, image_files / "missing.png"], k=2)
+    assert len(predictions) == 5
+    assert set(errors) == {str(image_files / "notes.png"), str(image_files / "missing.png")}
+    assert "not a readable image" in errors[str(image_files / "notes.png")]
+    with pytest.raises(ValueError, match=r"notes\.png: not a readable image"):
+        Classifier(fp32_onnx[1]).predict([image_files / "notes.png"])
+
+
+def test_predict_cli(fp32_onnx, image_files, capsys):
+    from mobilenet.cli import main
+
+    code = main(["predict", str(image_files), "--model", str(fp32_onnx[1]), "--top-k", "2", "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 1  # one file failed; the others were classified
+    assert len(report["predictions"]) == 5
+    assert all(len(p["top"]) == 2 for p in report["predictions"])
+    assert "notes.png" in captured.err

@@ -315,6 +315,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mobilenet.deploy.predictor import Classifier
+
+    classifier = Classifier(args.model, threads=args.threads)
+    predictions, errors = classifier.predict_files(args.images, k=args.top_k)
+    if args.json:
+        print(json.dumps({"predictions": [p.to_dict() for p in predictions], "errors": errors}, indent=2))
+    else:
+        for prediction in predictions:
+            ranked = ", ".join(f"{label} {probability:.1%}" for label, probability in prediction.top)
+            print(f"{prediction.source}: {ranked}")
+    for path, message in errors.items():
+        print(f"mobilenet predict: {path}: {message}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure."
@@ -431,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
     qu.add_argument("--json", action="store_true")
     qu.set_defaults(func=cmd_quantize)
+
+    pr = verbs.add_parser("predict", help="top-k labels for PNG/JPEG images with an ONNX file or a checkpoint")
+    pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    pr.add_argument("--model", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--threads", type=int, default=None)
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_predict)
 
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")

@@ -1,6 +1,7 @@
-"""Deployment: BN folding, verified ONNX export (and, with the deploy issue's remaining work, int8 quantization)."""
+"""Deployment: BN folding, verified ONNX export, int8 quantization with ONNX Runtime, prediction on image files."""
 
 from mobilenet.deploy.fuse import fuse
 from mobilenet.deploy.onnx import ExportReport, export_onnx, read_metadata
+from mobilenet.deploy.predictor import Classifier, Prediction
 
-__all__ = ["ExportReport", "export_onnx", "fuse", "read_metadata"]
+__all__ = ["Classifier", "ExportReport", "Prediction", "export_onnx", "fuse", "read_metadata"]
