@@ -146,10 +146,15 @@ def test_image_folder(tmp_path):
     from PIL import Image
 
     for cls, color, mode in (("cat", (255, 0, 0), "RGB"), ("dog", 128, "L")):
-        (tmp_path / cls).mkdir()
-        Image.new(mode, (50, 30), color).save(tmp_path / cls / "a.png")
-        Image.new("RGBA", (20, 40), (0, 0, 255, 128)).save(tmp_path / cls / "b.png")
-    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        Image.new(mode, (50, 30), color).save(tmp_path / "train" / cls / "a.png")
+        Image.new("RGBA", (20, 40), (0, 0, 255, 128)).save(tmp_path / "train" / cls / "b.png")
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")
+    with pytest.raises(DatasetError, match="no test/ folder"):
+        load_dataset("folder", "test", tmp_path)
+    (tmp_path / "val" / "cat").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "val" / "cat" / "c.png")
+    assert len(load_dataset("folder", "test", tmp_path)) == 1  # val/ stands in for test/
     data = load_dataset("folder", "train", tmp_path)
     assert data.classes == ("cat", "dog")
     assert len(data) == 4

@@ -131,8 +131,13 @@ def load_dataset(
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if name == "folder":
         if directory is None:
-            raise ValueError("dataset 'folder' needs a directory: one sub-folder per class (with train/ and test/)")
-        return FolderDataset(Path(directory) / split if (Path(directory) / split).is_dir() else Path(directory))
+            raise ValueError("dataset 'folder' needs a directory: DIR/train/<class>/... and DIR/test/<class>/...")
+        for candidate in (split, "val") if split == "test" else (split,):
+            if (Path(directory) / candidate).is_dir():
+                return FolderDataset(Path(directory) / candidate)
+        raise DatasetError(f"{directory} has no {split}/ folder: image folders need DIR/train/<class>/... and "
+                           f"DIR/test/<class>/... (or DIR/val/...), so that the test figure is not measured on "
+                           f"training images")  # fmt: skip
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join([*DATASETS, 'folder'])}")
     root = data_dir(name, directory)

@@ -58,9 +58,9 @@ class TrainConfig:
     train_samples: int | None = None  # train on a seeded subset, for quick experiments
     val_samples: int = 5000  # held out from the training set; the test set is only used for the final figure
     optimizer: str = "sgd"  # sgd (Nesterov), rmsprop (as in the papers), adamw
-    lr: float | None = None  # default: sgd 0.1, rmsprop 0.016, adamw 0.002, each x batch_size * world / 256 * 2
+    lr: float | None = None  # default: sgd 0.1, rmsprop 0.016, adamw 0.002, each x batch_size x processes / 128
     momentum: float = 0.9
-    weight_decay: float | None = None  # default: sgd/rmsprop 5e-5 * 10, adamw 0.05; never on BN or biases
+    weight_decay: float | None = None  # default: sgd 5e-4, rmsprop 4e-5, adamw 0.05; never on BN or biases
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
     ema_decay: float = 0.999  # 0 turns EMA off
@@ -213,6 +213,8 @@ class _Run:
         if world.size > 1 and config.download:
             dist.barrier()
             self.train_set = load_dataset(config.dataset, "train", config.data_dir)
+        # loaded now, so that a missing test split fails before training, not after it
+        self.test_set = load_dataset(config.dataset, "test", config.data_dir)
         info = self.train_set.info
         self.size = info.size or config.image_size
         self.train_idx, self.val_idx = _split(config, self.train_set)
@@ -492,7 +494,7 @@ def _finish(run: _Run) -> dict[str, object]:
     """Evaluate best (by validation accuracy) and last weights on the test set; write result.json."""
     from mobilenet.weights import load
 
-    test = load_dataset(run.config.dataset, "test", run.config.data_dir)
+    test = run.test_set
     result: dict[str, object] = {"config": run.config.to_dict(), "best_val_acc": run.best_val}
     for name in ("best", "last"):
         path = run.out / f"{name}.safetensors"
