@@ -229,3 +229,31 @@ def test_predict_cli(fp32_onnx, image_files, capsys):
     assert len(report["predictions"]) == 5
     assert all(len(p["top"]) == 2 for p in report["predictions"])
     assert "notes.png" in captured.err
+
+
+def test_weight_quantization_error_follows_the_uniform_model_on_spread_weights():
+    from mobilenet.deploy.analysis import weight_quantization_error
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 32, 3)
+    nn.init.uniform_(conv.weight, -1, 1)  # spread over all 255 levels: the Δ²/12 model holds
+    (row,) = weight_quantization_error(nn.Sequential(conv))
+    assert row.ratio == pytest.approx(1.0, rel=0.05)
+    assert row.model_mse == pytest.approx((1 / 127) ** 2 / 12, rel=0.02)
+    sparse = nn.Conv2d(64, 32, 3)
+    with torch.no_grad():
+        sparse.weight.normal_(0, 0.001)
+        sparse.weight[:, 0, 0, 0] = 1.0  # one large weight per channel: the rest round to 0, error below Δ²/12
+    (row,) = weight_quantization_error(nn.Sequential(sparse))
+    assert row.ratio < 0.2
+
+
+def test_activation_ranges_are_bounded_by_relu6():
+    from mobilenet.deploy.analysis import activation_ranges
+
+    model = with_random_statistics(mobilenet.create_model("mobilenet_v2", alpha=0.35, num_classes=10))
+    ranges = activation_ranges(model, torch.randn(4, 3, 64, 64) * 3)
+    relu6 = [r for name, r in ranges.items() if name.endswith(".act")]
+    assert relu6
+    assert all(low >= 0.0 and high <= 6.0 for low, high, _ in relu6)
+    assert any(low < 0 for name, (low, _, _) in ranges.items() if name.endswith("project"))  # linear bottleneck

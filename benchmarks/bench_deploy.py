@@ -1,0 +1,130 @@
+"""Inference latency of each deployment path, batch 1, 224 px, in one run:
+
+    .venv/bin/python benchmarks/bench_deploy.py [--threads 2 --runs 100] [--json docs/bench_deploy.json]
+
+For mobilenet_v2 1.0, mobilenet_v3_large and mobilenet_v3_small: eager PyTorch (NCHW, fp32), our fused
+channels_last PyTorch, ONNX Runtime fp32 and ONNX Runtime int8 (QDQ, per-channel weights, uint8 activations).
+Each figure is the median of `--runs` timed calls after 20 warm-up calls, all paths on `--threads` threads; the
+paths are timed in rotation, so that machine noise falls on all alike. "of peak" is the model's MACs over the time,
+as a fraction of the peak measured by `mobilenet.cost.roofline.probe()` on the same threads. Weights are untrained
+(latency does not depend on their values); int8 calibration uses 64 random images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import mobilenet
+from mobilenet.cost import profile
+from mobilenet.cost.roofline import machine_id, probe
+from mobilenet.deploy import export_onnx, fuse
+from mobilenet.deploy.runtime import OnnxModel
+
+MODELS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+
+
+class RandomImages:
+    """A stand-in calibration set of random images (the benchmark measures speed, not accuracy)."""
+
+    def __init__(self, n: int = 64) -> None:
+        self.images = torch.randint(
+            0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+        )
+        self.info = type("Info", (), {"channels": 3, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices, size=None):
+        return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
+
+
+def torch_runner(model: torch.nn.Module, channels_last: bool):
+    x = torch.randn(1, 3, 224, 224)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def onnx_runner(path: Path, threads: int):
+    model = OnnxModel(path, threads=threads)
+    feed = {model.input_name: np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    return lambda: model.session.run(None, feed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    hardware = probe(args.threads)
+    from mobilenet.deploy.quantize import quantize_onnx
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            model = mobilenet.create_model(name).eval()
+            fp32, int8 = Path(tmp) / f"{name}.onnx", Path(tmp) / f"{name}.int8.onnx"
+            export_onnx(model, fp32, 224)
+            quantize_onnx(fp32, int8, RandomImages(), samples=64)
+            runners = {
+                "eager NCHW": torch_runner(model, channels_last=False),
+                "fused channels_last": torch_runner(fuse(model), channels_last=True),
+                "ORT fp32": onnx_runner(fp32, args.threads),
+                "ORT int8": onnx_runner(int8, args.threads),
+            }
+            for run in runners.values():
+                for _ in range(20):
+                    run()
+            times: dict[str, list[float]] = {path: [] for path in runners}
+            for _ in range(args.runs):
+                for path, run in runners.items():
+                    start = time.perf_counter()
+                    run()
+                    times[path].append(time.perf_counter() - start)
+            macs = profile(name).macs
+            medians = {path: statistics.median(values) * 1e3 for path, values in times.items()}
+            rows.append({
+                "model": name,
+                "macs": macs,
+                "ms": medians,
+                "p10_ms": {path: float(np.percentile(values, 10)) * 1e3 for path, values in times.items()},
+                "p90_ms": {path: float(np.percentile(values, 90)) * 1e3 for path, values in times.items()},
+                "of_peak": {path: macs / (ms / 1e3) / hardware.peak_macs_per_s for path, ms in medians.items()},
+                "size_mb": {"fp32": fp32.stat().st_size / 1e6, "int8": int8.stat().st_size / 1e6},
+            })  # fmt: skip
+
+    print(f"machine: {machine_id()}; {args.threads} threads; peak {hardware.peak_macs_per_s / 1e9:.1f} GMAC/s, "
+          f"{hardware.bandwidth_bytes_per_s / 1e9:.1f} GB/s; median of {args.runs}, batch 1, 224 px\n")  # fmt: skip
+    paths = list(rows[0]["ms"])
+    print("| model | " + " | ".join(f"{p} ms (of peak)" for p in paths) + " | fp32 ONNX / eager | int8 / fp32 ONNX |")
+    print("|---|" + "---:|" * (len(paths) + 2))
+    for r in rows:
+        cells = " | ".join(f"{r['ms'][p]:.2f} ({r['of_peak'][p]:.1%})" for p in paths)
+        speedup_onnx = r["ms"]["eager NCHW"] / r["ms"]["ORT fp32"]
+        speedup_int8 = r["ms"]["ORT fp32"] / r["ms"]["ORT int8"]
+        print(f"| {r['model']} | {cells} | {speedup_onnx:.2f}x | {speedup_int8:.2f}x |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine_id(), "threads": args.threads, "rows": rows,
+                                               "hardware": hardware.to_dict()}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
