@@ -292,7 +292,7 @@ def count_module(
 ) -> tuple[list[LayerCost], Counter]:
     """Per-layer costs and element-wise work of any module on an input of `input_shape` (batch 1 = per image).
 
-    Traces a meta copy of `module` (its weights are not copied to memory twice: the copy moves to meta).
+    Traces a deep copy of `module` moved to the meta device (the copy holds the weights only until that move).
     """
     twin = copy.deepcopy(module).to("meta").eval()
     recorder = _make_twin(twin)
@@ -328,7 +328,8 @@ def profile(
     """The exact cost of a family member at `resolution` x `resolution`, traced on the meta device.
 
     `profile("mobilenet_v2", alpha=0.5, resolution=160)`, or `profile(model)` for a built `MobileNet` (its config is
-    rebuilt on the meta device; its weights are not touched). Not thread-safe for one config at a time.
+    rebuilt on the meta device; its weights are not touched). Not thread-safe: concurrent calls for the same
+    configuration share one cached twin and its recorder.
     """
     if isinstance(model_or_name, MobileNet):
         if create_model_kwargs:
