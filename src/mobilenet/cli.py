@@ -299,10 +299,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mobilenet.deploy import export_onnx
-    from mobilenet.weights import load, read_safetensors
+    from mobilenet.weights import load_with_metadata
 
-    model = load(args.checkpoint)
-    _, stored = read_safetensors(args.checkpoint)
+    model, stored = load_with_metadata(args.checkpoint)
     resolution = args.resolution or int(stored.get("image_size", 32 if model.config.small_input else 224))
     metadata = {key: stored[key] for key in ("dataset", "mean", "std") if key in stored}
     if "classes" in stored:

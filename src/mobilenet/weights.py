@@ -79,10 +79,15 @@ def _config_from_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) 
 
 def load(path: str | os.PathLike) -> MobileNet:
     """Rebuild the model saved at `path` with `save`, weights loaded, in eval mode."""
+    return load_with_metadata(path)[0]
+
+
+def load_with_metadata(path: str | os.PathLike) -> tuple[MobileNet, dict[str, str]]:
+    """`load(path)` and the file's metadata (classes, normalization, image size, ...), reading the file once."""
     tensors, metadata = read_safetensors(path)
     model = build(make_config(**_config_from_metadata(path, metadata)))
     load_state_dict(model, tensors, source=str(path))
-    return model.eval()
+    return model.eval(), metadata
 
 
 def load_weights(model: MobileNet, path: str | os.PathLike) -> MobileNet:

@@ -38,10 +38,9 @@ class Classifier:
             self.size, self.channels = model.input_size, model.in_chans
             self._run = model
         else:
-            from mobilenet.weights import load, read_safetensors
+            from mobilenet.weights import load_with_metadata
 
-            network = load(self.path)
-            _, metadata = read_safetensors(self.path)
+            network, metadata = load_with_metadata(self.path)
             self.size = int(metadata.get("image_size", 32 if network.config.small_input else 224))
             self.channels = network.config.in_chans
 
