@@ -50,7 +50,7 @@ def evaluate(
         x = normalize(images, dataset.info.mean, dataset.info.std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = predict(x).float()
+        logits = predict(x).float().cpu()  # the model may run on a GPU; labels and tallies stay here
         loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
         k = min(5, logits.shape[1])
         top5_hits += (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
