@@ -74,6 +74,21 @@ def test_version_options_build_and_run(name, options):
     model(torch.randn(1, 3, 64, 64)).sum().backward()
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2"])
+def test_activation_option_swaps_every_relu6(name):
+    default = create_model(name, alpha=0.5)
+    relu = create_model(name, alpha=0.5, activation="relu")
+    count = lambda model, kind: sum(type(m) is kind for m in model.modules())  # noqa: E731
+    assert count(default, nn.ReLU) == 0
+    assert count(relu, nn.ReLU) == count(default, nn.ReLU6) > 20
+    assert count(relu, nn.ReLU6) == 0
+    assert sum(p.numel() for p in relu.parameters()) == sum(p.numel() for p in default.parameters())
+    with pytest.raises(ValueError, match="activation must be one of"):
+        create_model(name, activation="gelu")
+    with pytest.raises(TypeError, match="activation"):
+        create_model("mobilenet_v3_small", activation="relu")
+
+
 def test_v3_minimal_has_no_hswish_and_no_se():
     model = create_model("mobilenet_v3_large", minimal=True)
     kinds = {type(m) for m in model.modules()}

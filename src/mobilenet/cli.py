@@ -29,6 +29,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> N
     )
     group.add_argument("--shallow", action="store_true", default=None, help="V1: drop the five 14x14 layers")
     group.add_argument("--t", type=float, default=None, help="V2: expansion factor (default 6)")
+    group.add_argument("--activation", choices=("relu6", "relu"), default=None, help="V1/V2: ReLU6 (default) or ReLU")
     group.add_argument("--minimal", action="store_true", default=None, help="V3: no SE, no h-swish, 3x3 only")
     group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3: pre-logits width policy")
     group.add_argument(
@@ -44,7 +45,7 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "in_chans": args.in_chans,
         "small_input": args.small_input,
     }
-    for option in ("shallow", "t", "minimal", "head", "expansion"):
+    for option in ("shallow", "t", "activation", "minimal", "head", "expansion"):
         value = getattr(args, option)
         if value is not None:
             kwargs[option] = value
@@ -195,8 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         config = TrainConfig(out=args.out)  # replaced by RUN_DIR/config.json
     else:
-        options = {key: getattr(args, key) for key in ("small_input", "t", "shallow", "minimal", "head", "expansion",
-                                                        "dropout") if getattr(args, key) is not None}  # fmt: skip
+        model_fields = ("small_input", "t", "shallow", "activation", "minimal", "head", "expansion", "dropout")
+        options = {key: getattr(args, key) for key in model_fields if getattr(args, key) is not None}
         fields = ("dataset", "data_dir", "download", "image_size", "epochs", "batch_size", "train_samples",
                   "val_samples", "optimizer", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs",
                   "ema_decay", "bn_momentum", "padding", "flip", "erasing", "bf16", "channels_last", "compile",
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
     group.add_argument("--t", type=float, default=None, help="V2 expansion factor")
+    group.add_argument("--activation", choices=("relu6", "relu"), default=None, help="V1/V2 activation (default relu6)")
     group.add_argument("--shallow", action="store_true", default=None, help="V1 without the five 14x14 layers")
     group.add_argument("--minimal", action="store_true", default=None, help="V3 minimalistic")
     group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3 pre-logits width")

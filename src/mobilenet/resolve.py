@@ -20,6 +20,8 @@ HEAD_POLICIES = ("scaled", "fixed")
 # V3's expanded width at alpha: "scaled" = make_divisible(exp * alpha) (torchvision); "input" = make_divisible(
 # scaled input width * exp / paper input width) (TF-slim's `expand_input_by_factor`, its released 0.75 models).
 EXPANSION_RULES = ("scaled", "input")
+# V1/V2's `activation` option: the papers' ReLU6, or plain ReLU (to measure what the bound buys under quantization).
+BOUNDED_ACTIVATIONS = ("relu6", "relu")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -255,6 +257,11 @@ def make_config(
             f"torchvision; 'input': the paper's expansion factor times the scaled input width, as in TF-slim), "
             f"got {resolved['expansion']!r}"
         )
+    if "activation" in resolved and resolved["activation"] not in BOUNDED_ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {BOUNDED_ACTIVATIONS} (every activation of the network), "
+            f"got {resolved['activation']!r}"
+        )
     if "head" in resolved and resolved["head"] not in HEAD_POLICIES:
         raise ValueError(
             f"head must be one of {HEAD_POLICIES} ('scaled': the pre-logits layer scales with alpha, as in "
@@ -277,11 +284,12 @@ def resolve(config: ModelConfig) -> Architecture:
     spec = get_spec(config.name)
     alpha, options = config.alpha, config.options
     minimal = bool(options.get("minimal", False))
+    act = options.get("activation", spec.activation)  # V1/V2 may swap ReLU6 for ReLU everywhere
     width = lambda c: scale_width(spec, c, alpha)  # noqa: E731 - the one width rule, named for readability
 
     # small_input keeps the stem and the first downsampling stage at stride 1 (total stride 32 -> 8).
     stride_one_left = 1 if config.small_input else 0
-    stem_act = "relu" if minimal else spec.activation
+    stem_act = "relu" if minimal else act
     stem = Layer(
         "stem",
         "conv",
@@ -308,7 +316,7 @@ def resolve(config: ModelConfig) -> Architecture:
                 stride, stride_one_left = 1, 0
             name = f"blocks.{len(blocks)}"
             if isinstance(row, Separable):
-                block = Layer(name, "separable", in_ch, out_ch, kernel, stride, spec.activation, mid_ch=in_ch)
+                block = Layer(name, "separable", in_ch, out_ch, kernel, stride, act, mid_ch=in_ch)
             elif isinstance(row, Bottleneck):
                 t = row.t if row.t == 1 else float(options["t"])
                 block = Layer(
@@ -318,7 +326,7 @@ def resolve(config: ModelConfig) -> Architecture:
                     out_ch,
                     kernel,
                     stride,
-                    spec.activation,
+                    act,
                     mid_ch=round(in_ch * t),  # torchvision: hidden_dim = int(round(inp * expand_ratio))
                     residual=stride == 1 and in_ch == out_ch,
                 )
@@ -333,7 +341,7 @@ def resolve(config: ModelConfig) -> Architecture:
 
     head = pre_logits = classifier = None
     if not config.features_only:
-        head_act = "relu" if minimal else spec.head_activation
+        head_act = "relu" if minimal else options.get("activation", spec.head_activation)
         if spec.head:
             head_alpha = max(1.0, alpha) if spec.head_min_alpha_1 else alpha
             head = Layer("head", "conv", in_ch, make_divisible(spec.head * head_alpha, spec.divisor), 1, 1, head_act)

@@ -108,7 +108,7 @@ V1 = VersionSpec(
     head_activation="relu6",
     bn_eps=1e-3,  # TF-slim's batch_norm epsilon
     dropout=1e-3,  # TF-slim: dropout_keep_prob=0.999
-    options={"shallow": False},
+    options={"shallow": False, "activation": "relu6"},
     published_alphas=(1.0, 0.75, 0.5, 0.25),  # paper, Tables 6-7
     published_resolutions=(224, 192, 160, 128),
 )
@@ -136,7 +136,8 @@ V2 = VersionSpec(
     activation="relu6",
     head_activation="relu6",
     dropout=0.2,
-    options={"t": 6.0},  # the expansion factor of every row with t=6 (the first row keeps t=1)
+    # t: the expansion factor of every row with t=6 (the first row keeps t=1)
+    options={"t": 6.0, "activation": "relu6"},
     published_alphas=(1.4, 1.3, 1.0, 0.75, 0.5, 0.35),  # TF-slim mobilenet_v2 README, checkpoint table
     published_resolutions=(224, 192, 160, 128, 96),
 )
