@@ -5,9 +5,10 @@
 For mobilenet_v2 1.0, mobilenet_v3_large and mobilenet_v3_small: eager PyTorch (NCHW, fp32), our fused
 channels_last PyTorch, ONNX Runtime fp32 and ONNX Runtime int8 (QDQ, per-channel weights, uint8 activations).
 Each figure is the median of `--runs` timed calls after 20 warm-up calls, all paths on `--threads` threads; the
-paths are timed in rotation, so that machine noise falls on all alike. "of peak" is the model's MACs over the time,
-as a fraction of the peak measured by `mobilenet.cost.roofline.probe()` on the same threads. Weights are untrained
-(latency does not depend on their values); int8 calibration uses 64 random images.
+paths are timed in rotating blocks of 10 calls (a pause and one untimed call before each block), so that machine
+noise falls on all alike while no path runs beside another's still-spinning threads. "of peak" is the model's MACs
+over the time, as a fraction of the peak measured by `mobilenet.cost.roofline.probe()` on the same threads. Weights
+are untrained (latency does not depend on their values); int8 calibration uses 64 random images.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from mobilenet.deploy import export_onnx, fuse
 from mobilenet.deploy.runtime import OnnxModel
 
 MODELS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+# Paths are timed in rotating blocks of BLOCK runs. Not single runs in rotation: each runtime keeps its own worker
+# threads spinning for a while after a call (OpenMP's and ONNX Runtime's pools), and on 2 cores they steal time from
+# whichever path runs next — that made a one-run rotation report V2's int8 path 3x slower than it runs alone.
+BLOCK = 10
+PAUSE_S = 0.2
 
 
 class RandomImages:
@@ -94,11 +100,14 @@ def main() -> None:
                 for _ in range(20):
                     run()
             times: dict[str, list[float]] = {path: [] for path in runners}
-            for _ in range(args.runs):
+            for _ in range(max(1, args.runs // BLOCK)):
                 for path, run in runners.items():
-                    start = time.perf_counter()
-                    run()
-                    times[path].append(time.perf_counter() - start)
+                    time.sleep(PAUSE_S)  # let the last path's spinning worker threads go to sleep
+                    run()  # re-warm this path's caches; not timed
+                    for _ in range(BLOCK):
+                        start = time.perf_counter()
+                        run()
+                        times[path].append(time.perf_counter() - start)
             macs = profile(name).macs
             medians = {path: statistics.median(values) * 1e3 for path, values in times.items()}
             rows.append({
