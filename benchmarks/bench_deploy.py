@@ -8,7 +8,8 @@ Each figure is the median of `--runs` timed calls after 20 warm-up calls, all pa
 paths are timed in rotating blocks of 10 calls (a pause and one untimed call before each block), so that machine
 noise falls on all alike while no path runs beside another's still-spinning threads. "of peak" is the model's MACs
 over the time, as a fraction of the peak measured by `mobilenet.cost.roofline.probe()` on the same threads. Weights
-are untrained (latency does not depend on their values); int8 calibration uses 64 random images.
+are untrained (latency does not depend on their values); int8 calibration uses 32 random images
+(`mobilenet.bench.latency.make_runner`, which builds every path).
 """
 
 from __future__ import annotations
@@ -24,52 +25,17 @@ import numpy as np
 import torch
 
 import mobilenet
+from mobilenet.bench.latency import make_runner
 from mobilenet.cost import profile
 from mobilenet.cost.roofline import machine_id, probe
-from mobilenet.deploy import export_onnx, fuse
-from mobilenet.deploy.runtime import OnnxModel
 
 MODELS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+PATHS = {"eager NCHW": "torch", "fused channels_last": "torch-fused", "ORT fp32": "onnx", "ORT int8": "onnx-int8"}
 # Paths are timed in rotating blocks of BLOCK runs. Not single runs in rotation: each runtime keeps its own worker
 # threads spinning for a while after a call (OpenMP's and ONNX Runtime's pools), and on 2 cores they steal time from
 # whichever path runs next — that made a one-run rotation report V2's int8 path 3x slower than it runs alone.
 BLOCK = 10
 PAUSE_S = 0.2
-
-
-class RandomImages:
-    """A stand-in calibration set of random images (the benchmark measures speed, not accuracy)."""
-
-    def __init__(self, n: int = 64) -> None:
-        self.images = torch.randint(
-            0, 256, (n, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-        )
-        self.info = type("Info", (), {"channels": 3, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batch(self, indices, size=None):
-        return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
-
-
-def torch_runner(model: torch.nn.Module, channels_last: bool):
-    x = torch.randn(1, 3, 224, 224)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def run() -> None:
-        with torch.inference_mode():
-            model(x)
-
-    return run
-
-
-def onnx_runner(path: Path, threads: int):
-    model = OnnxModel(path, threads=threads)
-    feed = {model.input_name: np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
-    return lambda: model.session.run(None, feed)
 
 
 def main() -> None:
@@ -81,21 +47,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hardware = probe(args.threads)
-    from mobilenet.deploy.quantize import quantize_onnx
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             model = mobilenet.create_model(name).eval()
-            fp32, int8 = Path(tmp) / f"{name}.onnx", Path(tmp) / f"{name}.int8.onnx"
-            export_onnx(model, fp32, 224)
-            quantize_onnx(fp32, int8, RandomImages(), samples=64)
-            runners = {
-                "eager NCHW": torch_runner(model, channels_last=False),
-                "fused channels_last": torch_runner(fuse(model), channels_last=True),
-                "ORT fp32": onnx_runner(fp32, args.threads),
-                "ORT int8": onnx_runner(int8, args.threads),
-            }
+            runners, sizes = {}, {}
+            for path, backend in PATHS.items():
+                workdir = Path(tmp) / f"{name}.{backend}"
+                workdir.mkdir()
+                runners[path], facts = make_runner(model, backend, 224, threads=args.threads, workdir=str(workdir))
+                if "size_mb" in facts:
+                    sizes[backend] = facts["size_mb"]
             for run in runners.values():
                 for _ in range(20):
                     run()
@@ -117,7 +80,7 @@ def main() -> None:
                 "p10_ms": {path: float(np.percentile(values, 10)) * 1e3 for path, values in times.items()},
                 "p90_ms": {path: float(np.percentile(values, 90)) * 1e3 for path, values in times.items()},
                 "of_peak": {path: macs / (ms / 1e3) / hardware.peak_macs_per_s for path, ms in medians.items()},
-                "size_mb": {"fp32": fp32.stat().st_size / 1e6, "int8": int8.stat().st_size / 1e6},
+                "size_mb": {"fp32": sizes["onnx"], "int8": sizes["onnx-int8"]},
             })  # fmt: skip
 
     print(f"machine: {machine_id()}; {args.threads} threads; peak {hardware.peak_macs_per_s / 1e9:.1f} GMAC/s, "

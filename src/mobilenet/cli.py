@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mobilenet import __version__
+from mobilenet.bench import BACKENDS
 from mobilenet.specs import VERSIONS
 
 
@@ -190,6 +191,31 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from mobilenet import create_model
+    from mobilenet.bench.latency import make_runner, time_calls
+
+    model = create_model(args.name, **model_kwargs(args))
+    model.check_input(torch.empty(args.batch, model.config.in_chans, args.resolution, args.resolution, device="meta"))
+    run, facts = make_runner(model, args.backend, args.resolution, batch=args.batch, threads=args.threads)
+    timing = time_calls(run, batch=args.batch, min_runs=args.min_runs, min_time_s=args.min_time)
+    result = {"name": args.name, **model_kwargs(args), "resolution": args.resolution, **facts, **timing.to_dict()}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    size = f", {facts['size_mb']:.2f} MB file" if "size_mb" in facts else ""
+    print(f"{args.name} alpha={args.alpha} {args.resolution}px batch {args.batch}, {args.backend}, "
+          f"{facts['threads']} thread(s){size}")  # fmt: skip
+    print(f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
+          f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)")  # fmt: skip
+    if timing.spread > 1.5:
+        print(f"  warning: p90/p10 = {timing.spread:.2f}: the machine was busy; the median is not to be trusted",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from mobilenet.train import TrainConfig, TrainingDiverged, train
 
@@ -361,6 +387,22 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--threads", type=int, default=None, help="roofline probe threads (default: torch's)")
     prof.add_argument("--json", action="store_true", help="the whole report as JSON")
     prof.set_defaults(func=cmd_profile)
+
+    be = verbs.add_parser(
+        "bench",
+        help="latency of one member on this machine: median, p10, p90, images/s, per backend",
+        description="Warm up, then time calls until the median is stable (at least --min-runs calls and --min-time "
+        "seconds). What is timed: one forward call on a batch in memory. See mobilenet.bench.latency.",
+    )
+    add_model_arguments(be)
+    be.add_argument("--resolution", type=int, default=224, help="input side in pixels (default 224)")
+    be.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    be.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    be.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the model (default torch)")
+    be.add_argument("--min-runs", type=int, default=30, help="timed calls at least (default 30)")
+    be.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls at least (default 1)")
+    be.add_argument("--json", action="store_true", help="the result as JSON (median_ms, p10_ms, p90_ms, ...)")
+    be.set_defaults(func=cmd_bench)
 
     tr = verbs.add_parser(
         "train",

@@ -1,0 +1,161 @@
+"""Latency harness: one model, one backend, this machine.
+
+What is timed: one call of the model on a batch already in memory, input preparation excluded, wall clock
+(`time.perf_counter`). Backends:
+
+- `torch`: eager PyTorch, NCHW, fp32, `torch.inference_mode()`.
+- `torch-fused`: BatchNorm folded (`mobilenet.deploy.fuse`), channels_last.
+- `compile`: `torch-fused` through `torch.compile` (inductor; its compile time is spent in warm-up, not timed).
+- `onnx`: the model exported with `mobilenet.deploy.export_onnx`, run by ONNX Runtime's CPU provider.
+- `onnx-int8`: that export quantized by `mobilenet.deploy.quantize.quantize_onnx` (QDQ, per-channel weights, uint8
+  activations). Calibration uses random images: latency does not depend on the calibration, accuracy does.
+
+Threads: `threads` intra-op threads for PyTorch and ONNX Runtime alike (default: every core torch sees).
+Warm-up: at least `warmup` calls and at least 0.2 s, so that allocators, caches and lazy initialisation settle.
+Timing: calls in blocks of 10 until at least `min_runs` calls and `min_time_s` seconds, at most `max_runs`; reported
+are the median, p10 and p90 (not the mean: one descheduled call can double it). Noise: the spread p90/p10 is
+reported with every figure; a spread above 1.5 means the machine was busy and the figure is not to be trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mobilenet.bench import BACKENDS
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+    batch: int
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / (self.median_ms / 1e3)
+
+    @property
+    def spread(self) -> float:
+        """p90 / p10: near 1 on a quiet machine."""
+        return self.p90_ms / self.p10_ms if self.p10_ms > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self) | {"images_per_s": self.images_per_s, "spread": self.spread}
+
+
+def time_calls(
+    run: Callable[[], object],
+    batch: int = 1,
+    warmup: int = 10,
+    min_runs: int = 30,
+    max_runs: int = 1000,
+    min_time_s: float = 1.0,
+    block: int = 10,
+) -> Timing:
+    """Warm `run` up, then time it in blocks until enough calls and enough seconds (see the module docstring)."""
+    if min_runs < 1 or max_runs < min_runs:
+        raise ValueError(f"need 1 <= min_runs <= max_runs, got {min_runs} and {max_runs}")
+    started = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - started < 0.2:
+        run()
+        done += 1
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - started < min_time_s and len(times) < max_runs):
+        for _ in range(block):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1e3
+    return Timing(float(statistics.median(ms)), float(np.percentile(ms, 10)), float(np.percentile(ms, 90)),
+                  len(times), batch)  # fmt: skip
+
+
+class _RandomCalibration:
+    """Random images in the model's input shape, standing in for a dataset where only speed is measured."""
+
+    def __init__(self, chans: int, size: int, n: int = 32) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (n, chans, size, size), dtype=torch.uint8, generator=generator)
+        self.info = type("Info", (), {"channels": chans, "mean": (0.5,) * chans, "std": (0.25,) * chans})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices, size=None):
+        return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
+
+
+def onnx_files(model, resolution: int, directory: str | os.PathLike, int8: bool) -> tuple[Path, Path | None]:
+    """Export `model` (and quantize it, when `int8`) into `directory`; returns (fp32 path, int8 path or None)."""
+    from mobilenet.deploy import export_onnx
+    from mobilenet.deploy.quantize import quantize_onnx
+
+    directory = Path(directory)
+    fp32 = directory / "model.onnx"
+    export_onnx(model, fp32, resolution)
+    if not int8:
+        return fp32, None
+    chans = model.config.in_chans
+    return fp32, quantize_onnx(fp32, directory / "model.int8.onnx", _RandomCalibration(chans, resolution), samples=32)
+
+
+def make_runner(
+    model, backend: str, resolution: int, batch: int = 1, threads: int | None = None, workdir: str | None = None
+) -> tuple[Callable[[], object], dict[str, object]]:
+    """A zero-argument callable that runs `model` once on a random batch with `backend`, and facts about it
+    (`size_mb` of the deployed file for the ONNX backends). ONNX files go to `workdir` (a temporary directory by
+    default, removed when the runner is garbage-collected)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    model = model.eval()
+    x = torch.randn(batch, model.config.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    facts: dict[str, object] = {"backend": backend, "threads": threads or torch.get_num_threads()}
+
+    if backend in ("torch", "torch-fused", "compile"):
+        if backend != "torch":
+            from mobilenet.deploy import fuse
+
+            model = fuse(model).to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        if backend == "compile":
+            model = torch.compile(model)
+
+        def run() -> object:
+            with torch.inference_mode():
+                return model(x)
+
+        return run, facts
+
+    from mobilenet.deploy.runtime import OnnxModel
+
+    holder = tempfile.TemporaryDirectory() if workdir is None else None
+    fp32, int8 = onnx_files(model, resolution, holder.name if holder else workdir, backend == "onnx-int8")
+    path = int8 or fp32
+    session = OnnxModel(path, threads=threads or torch.get_num_threads())
+    feed = {session.input_name: x.numpy()}
+    facts["size_mb"] = path.stat().st_size / 1e6
+
+    def run_onnx() -> object:
+        return session.session.run(None, feed)
+
+    run_onnx.keep_alive = holder  # the files live as long as the runner
+    return run_onnx, facts

@@ -1,0 +1,90 @@
+"""The latency harness: what it times, that every backend runs the same function, and the `bench` verb."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import mobilenet
+from mobilenet.bench import BACKENDS
+from mobilenet.bench.latency import Timing, make_runner, time_calls
+
+
+def test_time_calls_respects_its_bounds_and_orders_its_percentiles():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), batch=4, warmup=3, min_runs=25, max_runs=40, min_time_s=0.0)
+    assert 25 <= timing.runs <= 40 and timing.runs % 10 == 0  # whole blocks of 10
+    assert len(calls) >= timing.runs + 3  # warm-up calls are not timed
+    assert timing.p10_ms <= timing.median_ms <= timing.p90_ms
+    assert timing.images_per_s == pytest.approx(4 / (timing.median_ms / 1e3))
+    assert set(timing.to_dict()) >= {"median_ms", "p10_ms", "p90_ms", "images_per_s", "spread", "runs"}
+    with pytest.raises(ValueError, match="min_runs"):
+        time_calls(lambda: None, min_runs=0)
+
+
+def test_spread_flags_a_noisy_measurement():
+    assert Timing(1.0, 0.9, 1.1, 30, 1).spread < 1.5 < Timing(2.0, 1.0, 4.0, 30, 1).spread
+
+
+@pytest.fixture(scope="module")
+def model():
+    net = mobilenet.create_model("mobilenet_v3_small", alpha=0.5, num_classes=10, small_input=True).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so that fusing them is tested too
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def test_every_backend_computes_the_same_function(model):
+    outputs = {}
+    for backend in BACKENDS:
+        if backend == "compile":
+            continue  # inductor's first compile takes tens of seconds; covered by the CLI test below
+        run, facts = make_runner(model, backend, resolution=32, batch=2)
+        result = run()
+        outputs[backend] = np.asarray(result[0] if isinstance(result, list) else result)
+        assert ("size_mb" in facts) == backend.startswith("onnx")
+    reference = outputs["torch"]
+    scale = np.abs(reference).max()
+    for backend in ("torch-fused", "onnx"):
+        assert np.abs(outputs[backend] - reference).max() < 1e-4 * scale, backend
+    assert np.corrcoef(outputs["onnx-int8"].ravel(), reference.ravel())[0, 1] > 0.9  # int8: close, not equal
+
+
+def test_make_runner_rejects_bad_requests(model):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        make_runner(model, "tensorrt", 32)
+    with pytest.raises(ValueError, match="batch"):
+        make_runner(model, "torch", 32, batch=0)
+    with pytest.raises(ValueError, match="threads"):
+        make_runner(model, "torch", 32, threads=0)
+
+
+def test_bench_cli_json(capsys):
+    from mobilenet.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        code = main(["bench", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "64", "--backend", "compile",
+                     "--min-runs", "10", "--min-time", "0", "--json"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["backend"] == "compile" and result["resolution"] == 64 and result["alpha"] == 0.35
+    assert 0 < result["p10_ms"] <= result["median_ms"] <= result["p90_ms"]
+    assert result["runs"] >= 10
+
+
+def test_bench_cli_bad_input(capsys):
+    from mobilenet.cli import main
+
+    assert main(["bench", "mobilenet_v2", "--resolution", "16"]) == 2
+    assert "too small" in capsys.readouterr().err
+    assert main(["bench", "mobilenet_v2", "--batch", "0"]) == 2
+    assert "batch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "mobilenet_v2", "--backend", "tensorrt"])
