@@ -257,3 +257,22 @@ def test_activation_ranges_are_bounded_by_relu6():
     assert relu6
     assert all(low >= 0.0 and high <= 6.0 for low, high, _ in relu6)
     assert any(low < 0 for name, (low, _, _) in ranges.items() if name.endswith("project"))  # linear bottleneck
+
+
+def test_activation_sqnr_follows_the_graph_and_ends_at_the_output_error(fp32_onnx, fashion, tmp_path):
+    from mobilenet.data import normalize
+    from mobilenet.deploy.analysis import activation_sqnr
+    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.deploy.runtime import OnnxModel
+
+    _, path = fp32_onnx
+    out = quantize_onnx(path, tmp_path / "m.int8.onnx", fashion, samples=64)
+    x = normalize(fashion.images[:64], (0.286,), (0.353,))
+    rows = activation_sqnr(path, out, [x[:32], x[32:]])
+    assert len(rows) > 20
+    assert {row.op for row in rows} >= {"Conv", "Clip", "Gemm"}
+    assert all(5 < row.sqnr_db < 80 for row in rows)
+    reference, quantized = OnnxModel(path)(x), OnnxModel(out)(x)
+    direct = 20 * torch.log10(reference.norm() / (quantized - reference).norm()).item()
+    assert rows[-1].op == "Gemm"
+    assert rows[-1].sqnr_db == pytest.approx(direct, abs=0.5)  # the logits: the same figure, computed apart

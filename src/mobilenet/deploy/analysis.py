@@ -72,3 +72,54 @@ def activation_ranges(model: nn.Module, images: torch.Tensor) -> dict[str, tuple
         for handle in handles:
             handle.remove()
     return ranges
+
+
+@dataclass(frozen=True)
+class ActivationError:
+    name: str  # the tensor's name in the float graph
+    op: str  # the float graph's node that writes it
+    sqnr_db: float  # the int8 graph's tensor against the float graph's: the error accumulated up to here
+
+
+def activation_sqnr(fp32_path, int8_path, batches) -> list[ActivationError]:
+    """Signal-to-quantization-noise ratio (dB, 20 log10 |x| / |x - x_q|) of every quantized activation of an int8
+    QDQ model against the same tensor of its fp32 model, in graph order, on `batches` (arrays fed to the input, e.g.
+    normalized training images): the error accumulated up to that tensor, so a layer whose SQNR drops far below its
+    input's is where int8 hurts. Uses ONNX Runtime's own quantization debugger
+    (`onnxruntime.quantization.qdq_loss_debug`). Its per-tensor "qdq_err" is not reported: where the quantizer folds
+    a Clip/Relu into the quantization, it compares the unclipped with the clipped tensor."""
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    batches = [b.numpy() if isinstance(b, torch.Tensor) else b for b in batches]
+    float_graph = onnx.load(str(fp32_path)).graph
+    input_name = float_graph.input[0].name
+    writers = {output: node.op_type for node in float_graph.node for output in node.output}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(batches)
+
+        def get_next(self):
+            batch = next(self.items, None)
+            return None if batch is None else {input_name: batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        augmented = {}
+        for tag, path in (("float", fp32_path), ("qdq", int8_path)):
+            augmented[tag] = str(Path(tmp) / f"{tag}.onnx")
+            modify_model_output_intermediate_tensors(str(path), augmented[tag], save_as_external_data=False)
+        float_acts = collect_activations(augmented["float"], Reader())
+        qdq_acts = collect_activations(augmented["qdq"], Reader())
+    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    return [ActivationError(name, writers[name], errors[name]["xmodel_err"]) for name in writers if "xmodel_err" in
+            errors.get(name, {})]  # fmt: skip
