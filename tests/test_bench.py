@@ -14,7 +14,8 @@ from mobilenet.bench.latency import Timing, make_runner, time_calls
 def test_time_calls_respects_its_bounds_and_orders_its_percentiles():
     calls = []
     timing = time_calls(lambda: calls.append(1), batch=4, warmup=3, min_runs=25, max_runs=40, min_time_s=0.0)
-    assert 25 <= timing.runs <= 40 and timing.runs % 10 == 0  # whole blocks of 10
+    assert 25 <= timing.runs <= 40
+    assert timing.runs % 10 == 0
     assert len(calls) >= timing.runs + 3  # warm-up calls are not timed
     assert timing.p10_ms <= timing.median_ms <= timing.p90_ms
     assert timing.images_per_s == pytest.approx(4 / (timing.median_ms / 1e3))
@@ -74,7 +75,9 @@ def test_bench_cli_json(capsys):
         torch.set_num_threads(threads)
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["backend"] == "compile" and result["resolution"] == 64 and result["alpha"] == 0.35
+    assert result["backend"] == "compile"
+    assert result["resolution"] == 64
+    assert result["alpha"] == 0.35
     assert 0 < result["p10_ms"] <= result["median_ms"] <= result["p90_ms"]
     assert result["runs"] >= 10
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from mobilenet import __version__
 from mobilenet.bench import BACKENDS
@@ -216,6 +217,55 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    from mobilenet.bench.select import LatencyCache, cache_dir, choose, entries_from_file, published_entries, sweep
+
+    if args.latency_ms is None and args.size_mb is None:
+        raise UsageError("give a budget: --latency-ms, --size-mb or both")
+    entries = published_entries() if args.accuracy == "published" else entries_from_file(args.accuracy)
+    if args.models:
+        unknown = sorted(set(args.models) - {e.name for e in entries})
+        if unknown:
+            raise UsageError(f"no candidates named {', '.join(unknown)} in {args.accuracy}")
+        entries = [e for e in entries if e.name in args.models]
+    cache = None
+    if not args.predict and not args.no_cache:
+        import torch
+
+        from mobilenet.cost.roofline import machine_id
+
+        directory = Path(args.cache) if args.cache else cache_dir()
+        cache = LatencyCache.open(directory, machine_id(), args.backend, args.threads or torch.get_num_threads(), 1)
+        if args.refresh:
+            cache.data.clear()
+    candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict,
+                       progress=not args.quiet and not args.json)  # fmt: skip
+    choice = choose(candidates, args.latency_ms, args.size_mb)
+    if args.json:
+        print(json.dumps(choice.to_dict(), indent=2))
+        return 0 if choice.pick else 1
+    mode = "PREDICTED by the roofline, not measured" if args.predict else f"measured here ({args.backend})"
+    print(f"{len(candidates)} candidates, latency {mode}; accuracy from "
+          f"{'the published ImageNet tables' if args.accuracy == 'published' else args.accuracy}")  # fmt: skip
+    if cache is not None:
+        print(f"latency cache: {cache.path}")
+    print("\nPareto frontier (accuracy against latency; no member is both faster and more accurate):")
+    print(f"  {'member':<52} {'latency':>10} {'size':>9} {'top-1':>7}")
+    for c in choice.frontier:
+        mark = "  <- pick" if c is choice.pick else ""
+        print(f"  {c.label:<52} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {c.entry.accuracy:>6.1f}%{mark}")
+    budgets = ", ".join(f"{v:g} {u}" for v, u in ((args.latency_ms, "ms"), (args.size_mb, "MB")) if v is not None)
+    print(f"\nbudget: {budgets}")
+    print(choice.message if choice.pick is None else
+          f"{choice.message}\n  accuracy source: {choice.pick.entry.accuracy_source}\n"
+          f"  latency source: {choice.pick.latency_source}")  # fmt: skip
+    if choice.reasons:
+        print("nearest alternatives:")
+        for c, why in choice.reasons:
+            print(f"  {c.label:<52} {c.entry.accuracy:>5.1f}%: {why}")
+    return 0 if choice.pick else 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from mobilenet.train import TrainConfig, TrainingDiverged, train
 
@@ -403,6 +453,31 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls at least (default 1)")
     be.add_argument("--json", action="store_true", help="the result as JSON (median_ms, p10_ms, p90_ms, ...)")
     be.set_defaults(func=cmd_bench)
+
+    se = verbs.add_parser(
+        "select",
+        help="the most accurate member within a latency and size budget, measured on this machine",
+        description="Sweep the family (every published V1/V2/V3 configuration, or the entries of your own results "
+        "file), measure latency here (cached per machine, backend and threads: a second call is instant), take size "
+        "from the deployed file, and print the Pareto frontier, the pick and why the nearest alternatives lost. "
+        "Exit code 1 when no member meets the budgets.",
+    )
+    se.add_argument("--latency-ms", type=float, default=None, help="latency budget, batch 1 (e.g. 10)")
+    se.add_argument("--size-mb", type=float, default=None, help="size budget of the deployed file (e.g. 5)")
+    se.add_argument("--backend", choices=BACKENDS, default="onnx", help="what runs the model (default onnx)")
+    se.add_argument("--accuracy", default="published",
+                    help="'published' (ImageNet tables, with sources) or a JSON results file such as "
+                    "weights/manifest.json")  # fmt: skip
+    se.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
+    se.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    se.add_argument("--predict", action="store_true", help="fast: predict latency from the roofline, do not measure")
+    se.add_argument("--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or "
+                    "~/.cache/mobilenet)")  # fmt: skip
+    se.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
+    se.add_argument("--refresh", action="store_true", help="re-measure and overwrite the cache")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    se.add_argument("--json", action="store_true", help='{"pick": ..., "candidates": [...], ...}')
+    se.set_defaults(func=cmd_select)
 
     tr = verbs.add_parser(
         "train",

@@ -1,0 +1,297 @@
+"""Pick the family member that fits a latency and a size budget, on this machine.
+
+The sources' promise: M(α, ρ) lets a designer "select the configuration that maximizes accuracy for a specific
+latency budget and size budget". `sweep` measures every candidate's latency here (`mobilenet.bench.latency`, cached
+per machine, backend and threads), takes its size from the file the backend runs, and its accuracy from the published
+ImageNet tables (`mobilenet.published`, with their sources) or from the user's own results; `choose` returns the
+Pareto frontier of accuracy against latency, the most accurate member within both budgets, and why the nearest
+alternatives lost. The fast mode predicts latency from the roofline (`mobilenet.cost.roofline`) instead of measuring,
+and says so in every candidate's `latency_source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobilenet.data.datasets import DATASETS
+from mobilenet.published import PUBLISHED
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration to consider, with its accuracy (percent top-1) and where that figure comes from."""
+
+    name: str
+    alpha: float
+    resolution: int
+    accuracy: float
+    accuracy_source: str
+    options: tuple[tuple[str, object], ...] = ()
+    num_classes: int = 1000
+    in_chans: int = 3
+    small_input: bool = False
+
+    def model_kwargs(self) -> dict[str, object]:
+        return {"alpha": self.alpha, "num_classes": self.num_classes, "in_chans": self.in_chans,
+                "small_input": self.small_input, **dict(self.options)}  # fmt: skip
+
+    def key(self) -> str:
+        options = ",".join(f"{k}={v}" for k, v in self.options)
+        return (f"{self.name}|a={self.alpha}|r={self.resolution}|{options}|c={self.in_chans}|k={self.num_classes}"
+                f"|small={self.small_input}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry: Entry
+    latency_ms: float
+    latency_source: str  # "measured: onnx, 2 threads, p10-p90 ..." or "predicted: roofline ..."
+    size_mb: float
+    size_source: str
+
+    def to_dict(self) -> dict[str, object]:
+        e = self.entry
+        return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
+                "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": e.accuracy,
+                "accuracy_source": e.accuracy_source, "latency_source": self.latency_source,
+                "size_source": self.size_source}  # fmt: skip
+
+    @property
+    def label(self) -> str:
+        extra = "".join(f" {k}={v}" for k, v in self.entry.options)
+        return f"{self.entry.name} {self.entry.alpha} @{self.entry.resolution}{extra}"
+
+
+def published_entries() -> list[Entry]:
+    """Every published V1, V2 and V3 configuration with an ImageNet top-1 (`mobilenet.published`)."""
+    return [Entry(p.name, p.alpha, p.resolution, p.top1, f"ImageNet top-1, {p.source}", p.options)
+            for p in PUBLISHED if p.top1 is not None]  # fmt: skip
+
+
+def entries_from_file(path: str | os.PathLike) -> list[Entry]:
+    """The user's own results: a JSON list of objects with `model` (or `name`), `alpha` and `top1` (or `accuracy`);
+    optional `options`, `resolution`, `dataset` (default fashion-mnist: its size, channels and classes apply),
+    `small_input`, `num_classes`, `in_chans`. `weights/manifest.json` is such a file."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"accuracy file {path} does not exist") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"accuracy file {path} is not JSON ({error})") from None
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"accuracy file {path} must hold a non-empty JSON list of results")
+    entries = []
+    for i, row in enumerate(rows):
+        name = row.get("model", row.get("name")) if isinstance(row, dict) else None
+        accuracy = row.get("top1", row.get("accuracy")) if isinstance(row, dict) else None
+        if name is None or accuracy is None or "alpha" not in row:
+            raise ValueError(f"accuracy file {path}, entry {i}: needs 'model', 'alpha' and 'top1', got {row!r}")
+        dataset = row.get("dataset", "fashion-mnist")
+        if dataset not in DATASETS and "resolution" not in row:
+            raise ValueError(f"accuracy file {path}, entry {i}: unknown dataset {dataset!r}; give 'resolution'")
+        info = DATASETS.get(dataset)
+        resolution = int(row.get("resolution", info.size if info else 224))
+        entries.append(Entry(
+            name, float(row["alpha"]), resolution, float(accuracy), f"{dataset} top-1, {path.name}",
+            tuple(sorted((row.get("options") or {}).items())),
+            num_classes=int(row.get("num_classes", len(info.classes) if info else 1000)),
+            in_chans=int(row.get("in_chans", info.channels if info else 3)),
+            small_input=bool(row.get("small_input", resolution <= 64)),
+        ))  # fmt: skip
+    return entries
+
+
+def cache_dir() -> Path:
+    """`$MOBILENET_CACHE`, else `$XDG_CACHE_HOME/mobilenet`, else `~/.cache/mobilenet`."""
+    if os.environ.get("MOBILENET_CACHE"):
+        return Path(os.environ["MOBILENET_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mobilenet"
+
+
+@dataclass
+class LatencyCache:
+    """Measured latencies and sizes of one machine, backend and thread count, in one JSON file."""
+
+    path: Path
+    machine: str
+    data: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, directory: Path, machine: str, backend: str, threads: int, batch: int) -> LatencyCache:
+        digest = hashlib.sha1(f"{machine}|{backend}|{threads}|{batch}".encode()).hexdigest()[:12]
+        path = Path(directory) / f"latency-{backend}-{threads}t-b{batch}-{digest}.json"
+        data = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text()).get("entries", {})
+            except (json.JSONDecodeError, AttributeError):
+                print(f"mobilenet: ignoring unreadable latency cache {path}", file=sys.stderr)
+        return cls(path, machine, data)
+
+    def save(self) -> None:
+        from mobilenet.weights import atomic_write
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"machine": self.machine, "entries": self.data}, indent=1)
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _file_size_mb(model, backend: str, resolution: int, workdir: Path, facts: dict[str, object]) -> float:
+    if "size_mb" in facts:
+        return float(facts["size_mb"])
+    from mobilenet.weights import save  # the torch backends deploy our safetensors checkpoint
+
+    path = save(model, workdir / "model.safetensors")
+    return path.stat().st_size / 1e6
+
+
+def sweep(
+    entries: list[Entry],
+    backend: str = "onnx",
+    threads: int | None = None,
+    batch: int = 1,
+    cache: LatencyCache | None = None,
+    predict: bool = False,
+    progress: bool = True,
+    min_time_s: float = 0.5,
+) -> list[Candidate]:
+    """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline."""
+    import torch
+
+    import mobilenet
+    from mobilenet.bench.latency import make_runner, time_calls
+
+    threads = threads or torch.get_num_threads()
+    hardware = None
+    if predict:
+        from mobilenet.cost.roofline import probe
+
+        hardware = probe(threads)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(entries), desc=f"{'predicting' if predict else 'measuring'} ({backend})", unit="model",
+                   file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    out: list[Candidate] = []
+    try:
+        for entry in entries:
+            if bar is not None:
+                bar.set_postfix_str(f"{entry.name} {entry.alpha} @{entry.resolution}", refresh=True)
+            if predict:
+                out.append(_predicted(entry, hardware, backend))
+            else:
+                cached = cache.data.get(entry.key()) if cache is not None else None
+                if cached is None:
+                    model = mobilenet.create_model(entry.name, **entry.model_kwargs()).eval()
+                    with tempfile.TemporaryDirectory() as tmp:
+                        run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=tmp)
+                        timing = time_calls(run, batch=batch, min_time_s=min_time_s)
+                        size = _file_size_mb(model, backend, entry.resolution, Path(tmp), facts)
+                    cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+                    if cache is not None:
+                        cache.data[entry.key()] = cached
+                        cache.save()  # after every model: an interrupted sweep keeps what it measured
+                spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
+                source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
+                          f"({spread}), {cached['measured_at']}")  # fmt: skip
+                out.append(Candidate(entry, cached["median_ms"], source, cached["size_mb"], f"{backend} file"))
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def _predicted(entry: Entry, hardware, backend: str) -> Candidate:
+    from mobilenet.cost import profile
+    from mobilenet.cost.roofline import roofline
+
+    report = profile(entry.name, resolution=entry.resolution, **entry.model_kwargs())
+    predicted = roofline(report, hardware).predicted_ms
+    bytes_per_weight = 1 if backend == "onnx-int8" else 4
+    return Candidate(
+        entry,
+        predicted,
+        f"predicted: roofline, fp32, {hardware.peak_macs_per_s / 1e9:.0f} GMAC/s, "
+        f"{hardware.bandwidth_bytes_per_s / 1e9:.0f} GB/s (not measured)",
+        report.params * bytes_per_weight / 1e6,
+        f"estimated: {bytes_per_weight} byte(s) per parameter (no file written)",
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    pick: Candidate | None
+    frontier: list[Candidate]
+    candidates: list[Candidate]
+    reasons: list[tuple[Candidate, str]]  # the nearest alternatives and why they lost
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"pick": self.pick.to_dict() if self.pick else None, "message": self.message,
+                "frontier": [c.to_dict() for c in self.frontier],
+                "alternatives": [c.to_dict() | {"why_not": why} for c, why in self.reasons],
+                "candidates": [c.to_dict() for c in self.candidates]}  # fmt: skip
+
+
+def pareto_frontier(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both latency and accuracy, fastest first."""
+    frontier: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: (c.latency_ms, -c.entry.accuracy)):
+        if not frontier or c.entry.accuracy > frontier[-1].entry.accuracy:
+            frontier.append(c)
+    return frontier
+
+
+def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float | None, nearest: int = 3) -> Choice:
+    """The most accurate candidate within both budgets (ties: the faster), the frontier, and why others lost."""
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    for name, value in (("latency budget", latency_ms), ("size budget", size_mb)):
+        if value is not None and not value > 0:
+            raise ValueError(f"the {name} must be > 0, got {value}")
+
+    def over(c: Candidate) -> list[str]:
+        why = []
+        if latency_ms is not None and c.latency_ms > latency_ms:
+            why.append(f"{c.latency_ms:.2f} ms is over the {latency_ms:g} ms budget")
+        if size_mb is not None and c.size_mb > size_mb:
+            why.append(f"{c.size_mb:.2f} MB is over the {size_mb:g} MB budget")
+        return why
+
+    fits = [c for c in candidates if not over(c)]
+    frontier = pareto_frontier(candidates)
+    if not fits:
+        fastest = min(candidates, key=lambda c: c.latency_ms)
+        smallest = min(candidates, key=lambda c: c.size_mb)
+        message = (f"no member meets both budgets: the fastest is {fastest.label} at {fastest.latency_ms:.2f} ms "
+                   f"({fastest.size_mb:.2f} MB), the smallest {smallest.label} at {smallest.size_mb:.2f} MB "
+                   f"({smallest.latency_ms:.2f} ms); raise the budgets to at least those, or try a faster "
+                   f"backend")  # fmt: skip
+        reasons = [(c, "; ".join(over(c))) for c in sorted(candidates, key=lambda c: -c.entry.accuracy)[:nearest]]
+        return Choice(None, frontier, candidates, reasons, message)
+    pick = max(fits, key=lambda c: (c.entry.accuracy, -c.latency_ms))
+    reasons = []
+    for c in sorted((c for c in candidates if c is not pick), key=lambda c: -c.entry.accuracy):
+        why = over(c)
+        if why:
+            reasons.append((c, "; ".join(why)))
+        elif c.entry.accuracy < pick.entry.accuracy:
+            reasons.append((c, f"fits, but {c.entry.accuracy:.1f}% < {pick.entry.accuracy:.1f}%"))
+        else:
+            reasons.append((c, f"as accurate, but slower ({c.latency_ms:.2f} ms)"))
+        if len(reasons) == nearest:
+            break
+    message = (f"pick: {pick.label}: {pick.entry.accuracy:.1f}% ({pick.entry.accuracy_source}), "
+               f"{pick.latency_ms:.2f} ms, {pick.size_mb:.2f} MB")  # fmt: skip
+    return Choice(pick, frontier, candidates, reasons, message)

@@ -1,0 +1,129 @@
+"""Selection: candidates from the published tables or the user's results, the sweep and its cache, the choice."""
+
+import json
+
+import pytest
+
+from mobilenet.bench import select as sel
+from mobilenet.bench.select import Candidate, Entry, LatencyCache, choose, entries_from_file, pareto_frontier
+from mobilenet.published import PUBLISHED
+
+
+def test_published_entries_cover_every_published_configuration_with_its_source():
+    entries = sel.published_entries()
+    assert len(entries) == sum(p.top1 is not None for p in PUBLISHED) >= 36
+    assert {e.name for e in entries} == {"mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"}
+    assert all(e.accuracy_source.startswith("ImageNet top-1, ") for e in entries)
+    v2 = next(e for e in entries if e.name == "mobilenet_v2" and e.alpha == 1.0 and e.resolution == 224)
+    assert v2.accuracy == 71.8
+    assert "TF-slim" in v2.accuracy_source
+
+
+def test_entries_from_the_weights_manifest():
+    entries = entries_from_file("weights/manifest.json")
+    assert len(entries) == 3
+    assert all(e.resolution == 28 and e.in_chans == 1 and e.num_classes == 10 and e.small_input for e in entries)
+    shallow = next(e for e in entries if e.name == "mobilenet_v1")
+    assert dict(shallow.options) == {"shallow": True}
+    assert shallow.accuracy == pytest.approx(95.08)
+
+
+def test_entries_from_a_bad_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        entries_from_file(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        entries_from_file(tmp_path / "bad.json")
+    (tmp_path / "nokeys.json").write_text(json.dumps([{"model": "mobilenet_v2"}]))
+    with pytest.raises(ValueError, match="entry 0: needs 'model', 'alpha' and 'top1'"):
+        entries_from_file(tmp_path / "nokeys.json")
+
+
+def candidate(name, accuracy, latency, size):
+    return Candidate(Entry(name, 1.0, 224, accuracy, "test"), latency, "test", size, "test")
+
+
+CANDIDATES = [
+    candidate("a", 60.0, 1.0, 1.0),
+    candidate("b", 70.0, 5.0, 4.0),
+    candidate("c", 72.0, 12.0, 3.0),  # too slow
+    candidate("d", 75.0, 8.0, 9.0),  # too big
+    candidate("e", 65.0, 6.0, 2.0),  # dominated by b
+]
+
+
+def test_choose_takes_the_most_accurate_within_both_budgets_and_says_why_the_others_lost():
+    choice = choose(CANDIDATES, latency_ms=10, size_mb=5)
+    assert choice.pick.entry.name == "b"
+    reasons = {c.entry.name: why for c, why in choice.reasons}
+    assert "over the 5 MB budget" in reasons["d"]
+    assert "over the 10 ms budget" in reasons["c"]
+    assert [c.entry.name for c in choice.frontier] == ["a", "b", "d"]  # c: slower and less accurate than d
+    data = choice.to_dict()
+    assert data["pick"]["name"] == "b"
+    assert len(data["candidates"]) == 5
+    assert set(data["pick"]) >= {"name", "alpha", "resolution", "latency_ms", "size_mb", "accuracy", "accuracy_source"}
+
+
+def test_choose_when_nothing_fits():
+    choice = choose(CANDIDATES, latency_ms=0.5, size_mb=None)
+    assert choice.pick is None
+    assert "no member meets both budgets" in choice.message
+    assert "the fastest is a" in choice.message
+    with pytest.raises(ValueError, match="latency budget must be > 0"):
+        choose(CANDIDATES, latency_ms=0, size_mb=None)
+
+
+def test_pareto_frontier_drops_dominated_members():
+    assert "e" not in {c.entry.name for c in pareto_frontier(CANDIDATES)}
+
+
+TINY = [Entry("mobilenet_v3_small", 0.35, 64, 50.0, "test"), Entry("mobilenet_v2", 0.35, 64, 55.0, "test")]
+
+
+def test_sweep_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
+    cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+    first = sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, min_time_s=0.0)
+    assert all(c.latency_ms > 0 and c.size_mb > 0 and c.latency_source.startswith("measured: torch") for c in first)
+    assert cache.path.is_file()
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a cached candidate was measured again")
+
+    monkeypatch.setattr("mobilenet.bench.latency.make_runner", no_measuring)
+    reopened = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+    second = sel.sweep(TINY, "torch", threads=1, cache=reopened, progress=False)
+    assert [c.latency_ms for c in second] == [c.latency_ms for c in first]
+    assert LatencyCache.open(tmp_path, "another machine", "torch", 1, 1).data == {}  # per machine
+
+
+def test_predict_mode_says_it_predicts():
+    (c, _) = sel.sweep(TINY, "onnx-int8", threads=1, predict=True, progress=False)
+    assert c.latency_source.startswith("predicted: roofline")
+    assert "not measured" in c.latency_source
+    assert c.size_source.startswith("estimated")
+
+
+def test_select_cli(tmp_path, capsys):
+    from mobilenet.cli import main
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"model": "mobilenet_v3_small", "alpha": 0.35, "top1": 90.0},
+                                   {"model": "mobilenet_v2", "alpha": 0.35, "top1": 91.0}]))  # fmt: skip
+    args = ["select", "--latency-ms", "1000", "--size-mb", "100", "--accuracy", str(results), "--backend", "torch",
+            "--threads", "1", "--cache", str(tmp_path / "cache")]  # fmt: skip
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pick"]["name"] == "mobilenet_v2"
+    assert data["pick"]["accuracy_source"].startswith("fashion-mnist")
+    assert len(data["candidates"]) == 2
+    assert all(c["resolution"] == 28 for c in data["candidates"])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Pareto frontier" in out
+    assert "pick: mobilenet_v2 0.35 @28" in out
+    assert main([*args[:1], "--accuracy", str(results)]) == 2  # no budget
+    assert "give a budget" in capsys.readouterr().err
+    assert main(["select", "--latency-ms", "0.0001", "--accuracy", str(results), "--backend", "torch", "--threads",
+                 "1", "--cache", str(tmp_path / "cache")]) == 1  # fmt: skip
+    assert "no member meets both budgets" in capsys.readouterr().out
