@@ -91,3 +91,40 @@ def test_bench_cli_bad_input(capsys):
     assert "batch" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "mobilenet_v2", "--backend", "tensorrt"])
+
+
+def test_roofline_check_times_every_layer_the_roofline_predicts():
+    from mobilenet.bench.layers import check_roofline
+    from mobilenet.cost import profile
+    from mobilenet.cost.roofline import HardwareProfile, roofline
+
+    hardware = HardwareProfile.given(50, 20)
+    model = mobilenet.create_model("mobilenet_v3_small", alpha=0.35)
+    roof = roofline(profile(model, resolution=64), hardware)
+    check = check_roofline(model, roof, runs=3)
+    assert [t.name for t in check.layers] == [row.name for row in roof.rows]
+    assert all(t.measured_ms > 0 for t in check.layers)
+    assert check.measured_ms > 0
+    assert check.predicted_ms == roof.predicted_ms
+    worst = check.worst(3)
+    gaps = [abs(t.measured_ms - t.predicted_ms) for t in worst]
+    assert gaps == sorted(gaps, reverse=True)
+    assert max(abs(t.measured_ms - t.predicted_ms) for t in check.layers) == gaps[0]
+    by_kind = check.by_kind()
+    assert sum(row["layers"] for row in by_kind.values()) == len(check.layers)
+    assert sum(row["measured_ms"] for row in by_kind.values()) == pytest.approx(
+        sum(t.measured_ms for t in check.layers)
+    )
+    other = roofline(profile("mobilenet_v2", alpha=0.35, resolution=64), hardware)
+    with pytest.raises(ValueError, match="not the model the roofline describes"):
+        check_roofline(model, other, runs=1)
+
+
+def test_profile_cli_measure_json(capsys):
+    from mobilenet.cli import main
+
+    assert main(["profile", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "64", "--measure",
+                 "--peak-gmacs", "50", "--bandwidth-gbs", "20", "--json"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["measured"]["measured_ms"] > 0
+    assert len(data["measured"]["layers"]) == len(data["roofline"]["layers"])

@@ -127,3 +127,16 @@ def test_select_cli(tmp_path, capsys):
     assert main(["select", "--latency-ms", "0.0001", "--accuracy", str(results), "--backend", "torch", "--threads",
                  "1", "--cache", str(tmp_path / "cache")]) == 1  # fmt: skip
     assert "no member meets both budgets" in capsys.readouterr().out
+
+
+def test_prediction_quality():
+    measured = [1.0, 2.0, 3.0, 4.0]
+    assert sel.prediction_quality(measured, [2.0, 4.0, 6.0, 8.0]) == {
+        "spearman": pytest.approx(1.0),
+        "median_abs_error": pytest.approx(1.0),
+        "median_ratio": pytest.approx(2.0),
+    }
+    assert sel.prediction_quality(measured, [4.0, 3.0, 2.0, 1.0])["spearman"] == pytest.approx(-1.0)
+    assert sel.prediction_quality([1.0, 1.0, 2.0], [1.0, 2.0, 3.0])["spearman"] == pytest.approx(0.866, abs=1e-3)
+    with pytest.raises(ValueError, match="two equally long"):
+        sel.prediction_quality([1.0], [1.0])

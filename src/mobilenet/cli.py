@@ -39,6 +39,27 @@ def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> N
     )
 
 
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The family sweep's knobs, shared by `select` and `report`."""
+    parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="what runs the model (default onnx)")
+    parser.add_argument(
+        "--accuracy",
+        default="published",
+        help="'published' (ImageNet tables, with sources) or a JSON results file such as weights/manifest.json",
+    )
+    parser.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--predict", action="store_true", help="fast: predict latency from the roofline, do not measure"
+    )
+    parser.add_argument(
+        "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
+    parser.add_argument("--refresh", action="store_true", help="re-measure and overwrite the cache")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """`create_model` keyword arguments from parsed `add_model_arguments` options (only those the user set)."""
     kwargs: dict[str, object] = {
@@ -110,11 +131,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     report = profile(args.name, resolution=args.resolution, **model_kwargs(args))
     given = args.peak_gmacs is not None or args.bandwidth_gbs is not None
-    roof = roofline(report, _hardware(args)) if args.roofline or given else None
+    roof = roofline(report, _hardware(args)) if args.roofline or given or args.measure else None
+    check = None
+    if args.measure:
+        from mobilenet import create_model
+        from mobilenet.bench.layers import check_roofline
+
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        check = check_roofline(create_model(args.name, **model_kwargs(args)), roof)
     if args.json:
         data = report.to_dict()
         if roof is not None:
             data["roofline"] = roof.to_dict()
+        if check is not None:
+            data["measured"] = check.to_dict()
         print(json.dumps(data, indent=2))
         return 0
     options = " ".join(f"{key}={value}" for key, value in model_kwargs(args).items() if key != "alpha")
@@ -132,11 +165,25 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"  roofline        {roof.predicted_ms:.2f} ms predicted on {hw.peak_macs_per_s / 1e9:.1f} GMAC/s, "
             f"{hw.bandwidth_bytes_per_s / 1e9:.1f} GB/s ({hw.source}); ridge {hw.ridge:.2f} MAC/byte"
         )
+    if check is not None:
+        print(
+            f"  measured        {check.measured_ms:.2f} ms (eager fp32, batch 1, median; per layer: PyTorch profiler)"
+        )
     print()
     if args.by_layer:
-        _print_layers(report, roof)
+        _print_layers(report, roof, check)
     else:
         _print_kinds(report, roof)
+    if check is not None:
+        print("\npredicted against measured, per kind (ms):")
+        for kind, row in check.by_kind().items():
+            times = f"predicted {row['predicted_ms']:>8.3f}  measured {row['measured_ms']:>8.3f}"
+            print(f"  {kind:<16}{row['layers']:>4} layers  {times}  "
+                  f"({row['measured_ms'] / max(row['predicted_ms'], 1e-9):.1f}x)")  # fmt: skip
+        print("where they disagree most:")
+        for t in check.worst():
+            print(f"  {t.name:<28}{t.kind:<15}{t.bound:>8}-bound  predicted {t.predicted_ms:.3f}  measured "
+                  f"{t.measured_ms:.3f} ms ({t.ratio:.1f}x)")  # fmt: skip
     return 0
 
 
@@ -161,9 +208,9 @@ def _print_kinds(report, roof) -> None:
         print(line)
 
 
-def _print_layers(report, roof) -> None:
+def _print_layers(report, roof, check=None) -> None:
     header = f"{'layer':<24}{'kind':<15}{'in':>14}{'out':>14}{'MACs':>13}{'params':>10}{'MAC/B':>7}{'RF':>5}"
-    print(header + (f"{'ms':>8}  bound" if roof else ""))
+    print(header + (f"{'ms':>8}  bound" if roof else "") + (f"{'measured':>10}" if check else ""))
     for index, layer in enumerate(report.layers):
         shape_in = "x".join(map(str, layer.in_shape))
         shape_out = "x".join(map(str, layer.out_shape))
@@ -172,7 +219,9 @@ def _print_layers(report, roof) -> None:
             f"{layer.intensity:>7.2f}{layer.receptive_field:>5}"
         )
         if roof is not None:
-            line += f"{roof.rows[index].predicted_ms:>8.3f}  {roof.rows[index].bound}"
+            line += f"{roof.rows[index].predicted_ms:>8.3f}  {roof.rows[index].bound:<7}"
+        if check is not None:
+            line += f"{check.layers[index].measured_ms:>10.3f}"
         print(line)
 
 
@@ -217,11 +266,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_select(args: argparse.Namespace) -> int:
-    from mobilenet.bench.select import LatencyCache, cache_dir, choose, entries_from_file, published_entries, sweep
+def _sweep(args: argparse.Namespace):
+    """The candidates of `select` and `report`: entries, then latency and size on this machine."""
+    from mobilenet.bench.select import LatencyCache, cache_dir, entries_from_file, published_entries, sweep
 
-    if args.latency_ms is None and args.size_mb is None:
-        raise UsageError("give a budget: --latency-ms, --size-mb or both")
     entries = published_entries() if args.accuracy == "published" else entries_from_file(args.accuracy)
     if args.models:
         unknown = sorted(set(args.models) - {e.name for e in entries})
@@ -239,7 +287,16 @@ def cmd_select(args: argparse.Namespace) -> int:
         if args.refresh:
             cache.data.clear()
     candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict,
-                       progress=not args.quiet and not args.json)  # fmt: skip
+                       progress=not args.quiet and not getattr(args, "json", False))  # fmt: skip
+    return candidates, cache
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from mobilenet.bench.select import choose
+
+    if args.latency_ms is None and args.size_mb is None:
+        raise UsageError("give a budget: --latency-ms, --size-mb or both")
+    candidates, cache = _sweep(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=2))
@@ -264,6 +321,19 @@ def cmd_select(args: argparse.Namespace) -> int:
         for c, why in choice.reasons:
             print(f"  {c.label:<52} {c.entry.accuracy:>5.1f}%: {why}")
     return 0 if choice.pick else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mobilenet.bench.select import choose
+    from mobilenet.cost.roofline import probe
+    from mobilenet.report.html import write_report
+
+    candidates, _ = _sweep(args)
+    choice = choose(candidates, args.latency_ms, args.size_mb)
+    path = write_report(args.out, choice, probe(args.threads), args.latency_ms, args.size_mb, args.backend,
+                        measure_layers=not args.predict)  # fmt: skip
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {choice.message}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -344,6 +414,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from mobilenet.bench.latency import time_calls
     from mobilenet.data import load_dataset
     from mobilenet.deploy.quantize import quantize_onnx
     from mobilenet.deploy.runtime import OnnxModel
@@ -354,12 +429,16 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                         per_channel=args.per_channel, activations=args.activations,
                         exclude=tuple(args.exclude))  # fmt: skip
     report = {"fp32": {"path": args.model}, "int8": {"path": str(out)}}
-    test = load_dataset(args.calibrate, "test", args.data_dir)
-    for name in ("fp32", "int8"):
-        model = OnnxModel(report[name]["path"], threads=args.threads)
+    models = {name: OnnxModel(report[name]["path"], threads=args.threads) for name in report}
+    for name, model in models.items():  # timed first, each alone (see mobilenet.bench.latency)
+        x = np.random.default_rng(0).standard_normal((1, model.in_chans, model.input_size, model.input_size))
+        feed = {model.input_name: x.astype(np.float32)}
+        time.sleep(0.2)  # let the previous session's worker threads stop spinning
         report[name]["size_mb"] = os.path.getsize(report[name]["path"]) / 1e6
-        report[name]["latency_ms"] = model.latency_ms(batch=1)
-        if not args.no_eval:
+        report[name]["latency_ms"] = time_calls(lambda m=model, f=feed: m.session.run(None, f)).median_ms
+    if not args.no_eval:
+        test = load_dataset(args.calibrate, "test", args.data_dir)
+        for name, model in models.items():
             report[name]["top1"] = evaluate(model, test, image_size=model.input_size).top1
     if args.json:
         print(json.dumps(report, indent=2))
@@ -434,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--roofline", action="store_true", help="predict per-layer time on this machine (probe ~0.2 s)")
     prof.add_argument("--peak-gmacs", type=float, default=None, help="roofline with this peak GMAC/s (no probe)")
     prof.add_argument("--bandwidth-gbs", type=float, default=None, help="roofline with this memory GB/s (no probe)")
-    prof.add_argument("--threads", type=int, default=None, help="roofline probe threads (default: torch's)")
+    prof.add_argument("--measure", action="store_true",
+                      help="also time every layer (PyTorch profiler) and the network, beside the roofline")  # fmt: skip
+    prof.add_argument("--threads", type=int, default=None, help="probe and measurement threads (default: torch's)")
     prof.add_argument("--json", action="store_true", help="the whole report as JSON")
     prof.set_defaults(func=cmd_profile)
 
@@ -464,20 +545,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     se.add_argument("--latency-ms", type=float, default=None, help="latency budget, batch 1 (e.g. 10)")
     se.add_argument("--size-mb", type=float, default=None, help="size budget of the deployed file (e.g. 5)")
-    se.add_argument("--backend", choices=BACKENDS, default="onnx", help="what runs the model (default onnx)")
-    se.add_argument("--accuracy", default="published",
-                    help="'published' (ImageNet tables, with sources) or a JSON results file such as "
-                    "weights/manifest.json")  # fmt: skip
-    se.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
-    se.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
-    se.add_argument("--predict", action="store_true", help="fast: predict latency from the roofline, do not measure")
-    se.add_argument("--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or "
-                    "~/.cache/mobilenet)")  # fmt: skip
-    se.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
-    se.add_argument("--refresh", action="store_true", help="re-measure and overwrite the cache")
-    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sweep_arguments(se)
     se.add_argument("--json", action="store_true", help='{"pick": ..., "candidates": [...], ...}')
     se.set_defaults(func=cmd_select)
+
+    rep = verbs.add_parser(
+        "report",
+        help="one self-contained HTML page: accuracy against latency, roofline, cost per kind, alpha/rho scaling",
+        description="Sweep the family as `select` does (same cache), then write the plots and the tables behind them "
+        "into one HTML file that needs nothing else to open.",
+    )
+    rep.add_argument("--out", default="report.html", help="output .html (default report.html)")
+    rep.add_argument("--latency-ms", type=float, default=10.0, help="latency budget for the pick (default 10)")
+    rep.add_argument("--size-mb", type=float, default=5.0, help="size budget for the pick (default 5)")
+    add_sweep_arguments(rep)
+    rep.set_defaults(func=cmd_report)
 
     tr = verbs.add_parser(
         "train",

@@ -11,9 +11,11 @@ and says so in every candidate's `latency_source`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -55,13 +57,14 @@ class Candidate:
     latency_source: str  # "measured: onnx, 2 threads, p10-p90 ..." or "predicted: roofline ..."
     size_mb: float
     size_source: str
+    spread: float = float("nan")  # p90 / p10 of a measured latency; above 1.5 the machine was busy
 
     def to_dict(self) -> dict[str, object]:
         e = self.entry
         return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
                 "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": e.accuracy,
                 "accuracy_source": e.accuracy_source, "latency_source": self.latency_source,
-                "size_source": self.size_source}  # fmt: skip
+                "size_source": self.size_source, "latency_spread": self.spread}  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -182,6 +185,9 @@ def sweep(
         bar = tqdm(total=len(entries), desc=f"{'predicting' if predict else 'measuring'} ({backend})", unit="model",
                    file=sys.stderr, dynamic_ncols=True)  # fmt: skip
     out: list[Candidate] = []
+    if backend == "onnx-int8":  # the tables' figures are for the float models; quantization's cost is not in them
+        note = "; the fp32 model's figure (int8 lost <= 0.07 point on our Fashion-MNIST models: docs/quantization.md)"
+        entries = [dataclasses.replace(e, accuracy_source=e.accuracy_source + note) for e in entries]
     try:
         for entry in entries:
             if bar is not None:
@@ -203,7 +209,8 @@ def sweep(
                 spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
                 source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
                           f"({spread}), {cached['measured_at']}")  # fmt: skip
-                out.append(Candidate(entry, cached["median_ms"], source, cached["size_mb"], f"{backend} file"))
+                out.append(Candidate(entry, cached["median_ms"], source, cached["size_mb"], f"{backend} file",
+                                     cached["spread"]))  # fmt: skip
             if bar is not None:
                 bar.update()
     finally:
@@ -295,3 +302,32 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
     message = (f"pick: {pick.label}: {pick.entry.accuracy:.1f}% ({pick.entry.accuracy_source}), "
                f"{pick.latency_ms:.2f} ms, {pick.size_mb:.2f} MB")  # fmt: skip
     return Choice(pick, frontier, candidates, reasons, message)
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):  # ties share their mean rank
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def prediction_quality(measured: list[float], predicted: list[float]) -> dict[str, float]:
+    """How well predicted latencies order and size the measured ones: Spearman's rank correlation, and the median
+    of |predicted / measured - 1| and of predicted / measured."""
+    if len(measured) != len(predicted) or len(measured) < 2:
+        raise ValueError("need two equally long lists of at least two latencies")
+    rm, rp = _ranks(measured), _ranks(predicted)
+    mean = (len(rm) - 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(rm, rp, strict=True))
+    var = (sum((a - mean) ** 2 for a in rm) * sum((b - mean) ** 2 for b in rp)) ** 0.5
+    ratios = [p / m for m, p in zip(measured, predicted, strict=True)]
+    return {"spearman": cov / var if var else float("nan"),
+            "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
+            "median_ratio": statistics.median(ratios)}  # fmt: skip

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +35,3 @@ class OnnxModel:
     def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         array = x.numpy() if isinstance(x, torch.Tensor) else x
         return torch.from_numpy(self.session.run(None, {self.input_name: np.ascontiguousarray(array, np.float32)})[0])
-
-    def latency_ms(self, batch: int = 1, runs: int = 50, warmup: int = 10) -> float:
-        """Median wall time of one `batch`-image inference, after `warmup` runs."""
-        x = np.random.default_rng(0).standard_normal((batch, self.in_chans, self.input_size, self.input_size))
-        feed = {self.input_name: x.astype(np.float32)}
-        for _ in range(warmup):
-            self.session.run(None, feed)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.session.run(None, feed)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3

@@ -1,0 +1,103 @@
+"""The roofline against reality: every conv and linear layer's predicted time beside its measured time.
+
+The prediction is `mobilenet.cost.roofline` on the measured hardware profile: max(MACs / peak, bytes / bandwidth) per
+layer, for eager fp32 PyTorch. The measurement runs the same eager model (NCHW, fp32, `torch.inference_mode`) under
+the PyTorch profiler, each conv and linear layer wrapped in a `record_function` named after it, and divides each
+layer's total CPU time by the number of runs. The network's measured latency is taken without the profiler
+(`mobilenet.bench.latency.time_calls`), because the profiler's own overhead is counted in its layer times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from mobilenet.cost.roofline import Roofline
+
+
+@dataclass(frozen=True)
+class LayerTiming:
+    name: str
+    kind: str
+    bound: str  # the roofline's verdict: "memory" or "compute"
+    intensity: float
+    predicted_ms: float
+    measured_ms: float
+
+    @property
+    def ratio(self) -> float:
+        """measured / predicted: above 1, the layer runs slower than the roofline allows."""
+        return self.measured_ms / self.predicted_ms if self.predicted_ms else float("inf")
+
+
+@dataclass(frozen=True)
+class RooflineCheck:
+    layers: tuple[LayerTiming, ...]
+    predicted_ms: float  # the whole network, element-wise traffic included
+    measured_ms: float  # the whole network, median, no profiler
+
+    def worst(self, n: int = 5) -> list[LayerTiming]:
+        """The layers where prediction and measurement disagree most, by the time the disagreement costs."""
+        return sorted(self.layers, key=lambda t: -abs(t.measured_ms - t.predicted_ms))[:n]
+
+    def by_kind(self) -> dict[str, dict[str, float]]:
+        totals: dict[str, dict[str, float]] = {}
+        for t in self.layers:
+            entry = totals.setdefault(t.kind, {"layers": 0, "predicted_ms": 0.0, "measured_ms": 0.0})
+            entry["layers"] += 1
+            entry["predicted_ms"] += t.predicted_ms
+            entry["measured_ms"] += t.measured_ms
+        return totals
+
+    def to_dict(self) -> dict[str, object]:
+        return {"predicted_ms": self.predicted_ms, "measured_ms": self.measured_ms, "by_kind": self.by_kind(),
+                "layers": [asdict(t) | {"ratio": t.ratio} for t in self.layers]}  # fmt: skip
+
+
+@torch.inference_mode()
+def measure_layers(model: nn.Module, resolution: int, runs: int = 20, warmup: int = 5) -> dict[str, float]:
+    """Milliseconds per call of every conv and linear layer of `model` (eager, fp32, batch 1), by module name."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    model = model.eval()
+    x = torch.randn(1, model.config.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    open_ranges: dict[str, object] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+
+            def enter(module, inputs, name=name):
+                open_ranges[name] = record_function(f"layer::{name}").__enter__()
+
+            def leave(module, inputs, output, name=name):
+                open_ranges.pop(name).__exit__(None, None, None)
+
+            handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        for _ in range(warmup):
+            model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {event.key.removeprefix("layer::"): event.cpu_time_total / 1e3 / runs for event in prof.key_averages()
+            if event.key.startswith("layer::")}  # fmt: skip
+
+
+def check_roofline(model: nn.Module, roof: Roofline, runs: int = 20) -> RooflineCheck:
+    """Measure `model` (the one `roof` was computed for) per layer and whole, beside the roofline's predictions."""
+    from mobilenet.bench.latency import make_runner, time_calls
+
+    resolution = roof.report.resolution
+    measured = measure_layers(model, resolution, runs=runs)
+    missing = [row.name for row in roof.rows if row.name not in measured]
+    if missing:
+        raise ValueError(f"the model has no layer(s) {missing[:3]}: it is not the model the roofline describes")
+    layers = tuple(LayerTiming(row.name, row.kind, row.bound, row.intensity, row.predicted_ms, measured[row.name])
+                   for row in roof.rows)  # fmt: skip
+    run, _ = make_runner(model, "torch", resolution)
+    return RooflineCheck(layers, roof.predicted_ms, time_calls(run).median_ms)

@@ -1,0 +1,74 @@
+"""The HTML report: self-contained, every plot present, and rendered for real in headless Chromium."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from mobilenet.bench.select import Candidate, Entry, choose
+from mobilenet.cost.roofline import HardwareProfile
+from mobilenet.report.html import write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def candidates():
+    grid = [("mobilenet_v2", a, r, 60 + 10 * a + r / 50, 2.0 * a * a * (r / 224) ** 2, 3.5 * a * a)
+            for a in (0.5, 1.0) for r in (160, 224)]  # fmt: skip
+    grid += [("mobilenet_v3_small", 1.0, 224, 67.5, 1.2, 10.2), ("mobilenet_v1", 1.0, 224, 70.6, 3.3, 16.9)]
+    return [Candidate(Entry(n, a, r, acc, "test"), ms, "measured: test", mb, "test") for n, a, r, acc, ms, mb in grid]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    choice = choose(candidates(), latency_ms=2.5, size_mb=5)
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    return write_report(path, choice, HardwareProfile.given(100, 50), 2.5, 5), choice
+
+
+def test_report_is_self_contained_with_every_plot_and_table(report):
+    path, choice = report
+    text = path.read_text()
+    assert text.count('<img class="plot"') == 4  # pareto, roofline, cost per kind, alpha/rho scaling
+    assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing is fetched when the page opens
+    for heading in ("Accuracy against latency", "Roofline of mobilenet_v2", "Cost per layer kind", "Scaling"):
+        assert heading in text
+    assert choice.pick.label in text
+    assert text.count("<table>") >= 5
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI installs Debian's chromium for this test (.ci/run)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    path, _ = report
+    url = path.resolve().as_uri()
+    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--virtual-time-budget=5000", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    assert 'data-plots="4"' in dom
+    assert 'data-plots-loaded="4"' in dom  # every inlined PNG decoded in the browser
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    from PIL import Image, ImageStat
+
+    image = Image.open(shot).convert("L")
+    non_white = sum(count for level, count in enumerate(image.histogram()) if level < 240)
+    assert non_white > 0.03 * image.width * image.height  # text and plots, not a blank page
+    assert ImageStat.Stat(image).stddev[0] > 10
+
+
+def test_report_cli_in_fast_mode(tmp_path, capsys):
+    from mobilenet.cli import main
+
+    out = tmp_path / "r.html"
+    assert main(["report", "--out", str(out), "--predict", "--models", "mobilenet_v2", "mobilenet_v3_small",
+                 "--threads", "1", "--quiet"]) == 0  # fmt: skip
+    assert out.is_file()
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert "predicted: roofline" in out.read_text()
