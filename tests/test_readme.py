@@ -29,3 +29,20 @@ def test_cost_example_runs_and_its_comments_are_true():
     exec(compile(example, str(README), "exec"), namespace)
     report = namespace["report"]
     assert f"{report.macs:,} / {report.params:,} / {report.receptive_field}" in example
+
+
+def test_quick_start_is_what_ci_runs_and_the_cli_accepts():
+    import shlex
+
+    from mobilenet.cli import build_parser
+
+    blocks = [block.strip() for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)]
+    main_job = next(block for block in blocks if block.startswith("bash scripts/setup.sh && "))
+    program, *args = shlex.split(main_job.split("&&", 1)[1])
+    assert program == ".venv/bin/mobilenet"
+    parsed = build_parser().parse_args(args)  # every flag of the main job exists
+    assert parsed.verb == "report"
+    test_command = next(block for block in blocks if "pytest" in block)
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert test_command in ci
+    assert "bash scripts/setup.sh" in ci
