@@ -92,6 +92,27 @@ V1_TABLES = (
 # V1 paper, Table 4: the same network with full 3x3 convolutions instead of depthwise separable ones.
 V1_TABLE4_FULL_CONV = (71.7, 4866, 29.3)  # (top-1, million mult-adds, million params)
 
+# TF-slim's MobileNetV1 checkpoint table (float models of the 2018_02_22 release; research/slim/nets/mobilenet_v1.md):
+# every width x resolution with its ImageNet top-1, 1001 classes. (alpha, resolution, macs_m, params_m, top1)
+_V1_SLIM = "TF-slim research/slim/nets/mobilenet_v1.md, MobileNet_v1 checkpoints (2018_02_22)"
+_V1_SLIM_ROWS = (
+    (1.0, 224, 569, 4.24, 70.9), (1.0, 192, 418, 4.24, 70.0), (1.0, 160, 291, 4.24, 68.0), (1.0, 128, 186, 4.24, 65.2),
+    (0.75, 224, 317, 2.59, 68.4), (0.75, 192, 233, 2.59, 67.2), (0.75, 160, 162, 2.59, 65.3),
+    (0.75, 128, 104, 2.59, 62.1),
+    (0.5, 224, 150, 1.34, 63.3), (0.5, 192, 110, 1.34, 61.7), (0.5, 160, 77, 1.34, 59.1), (0.5, 128, 49, 1.34, 56.3),
+    (0.25, 224, 41, 0.47, 49.8), (0.25, 192, 34, 0.47, 47.7), (0.25, 160, 21, 0.47, 45.5), (0.25, 128, 14, 0.47, 41.5),
+)  # fmt: skip
+V1_CHECKPOINTS = tuple(Published("mobilenet_v1", a, r, top1, m, p, _V1_SLIM) for a, r, m, p, top1 in _V1_SLIM_ROWS)
+# Rows of that table whose printed MACs our count (= TF-slim's own V1 definition, tested against its docstring) does
+# not reproduce: (alpha, resolution) -> why. Every other row agrees to the printed unit.
+V1_CHECKPOINTS_UNREPRODUCED = {
+    (0.75, 224): "printed 317M; the network counts 325.4M, as the paper's Table 6 (325M) does",
+    (0.75, 192): "printed 233M; counted 239.3M: like every 0.75 row, 2.6% under the count",
+    (0.75, 160): "printed 162M; counted 166.4M",
+    (0.75, 128): "printed 104M; counted 106.8M",
+    (0.25, 192): "printed 34M; counted 30.2M, between the 0.25 rows at 160 (21M) and 224 (41M) as rho^2 says",
+}
+
 # TF-slim's MobileNetV2 table: MACs in millions rounded down, first conv and a 1001-way classifier with bias
 # included; parameters = conv and classifier weights and biases, no BN; the last conv kept at 1280 for alpha < 1.
 # (alpha, resolution, macs_m, params_m, top1)
