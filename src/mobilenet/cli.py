@@ -307,10 +307,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     if cache is not None:
         print(f"latency cache: {cache.path}")
     print("\nPareto frontier (accuracy against latency; no member is both faster and more accurate):")
-    print(f"  {'member':<52} {'latency':>10} {'size':>9} {'top-1':>7}")
+    width = max(len(c.label) for c in candidates) + 2
+    print(f"  {'member':<{width}} {'latency':>10} {'size':>9} {'top-1':>7}")
     for c in choice.frontier:
         mark = "  <- pick" if c is choice.pick else ""
-        print(f"  {c.label:<52} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {c.entry.accuracy:>6.1f}%{mark}")
+        print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {c.entry.accuracy:>6.1f}%{mark}")
     budgets = ", ".join(f"{v:g} {u}" for v, u in ((args.latency_ms, "ms"), (args.size_mb, "MB")) if v is not None)
     print(f"\nbudget: {budgets}")
     print(choice.message if choice.pick is None else
@@ -319,7 +320,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if choice.reasons:
         print("nearest alternatives:")
         for c, why in choice.reasons:
-            print(f"  {c.label:<52} {c.entry.accuracy:>5.1f}%: {why}")
+            print(f"  {c.label:<{width}} {c.entry.accuracy:>5.1f}%: {why}")
     return 0 if choice.pick else 1
 
 
