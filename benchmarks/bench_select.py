@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mobilenet.bench.latency import NOISY_SPREAD
 from mobilenet.bench.select import LatencyCache, prediction_quality, published_entries, sweep
 from mobilenet.cost.roofline import machine_id
 
@@ -45,7 +46,7 @@ def main() -> None:
         fast = time.perf_counter() - started
         quality = prediction_quality([c.latency_ms for c in measured], [c.latency_ms for c in predicted])
         rows.append({"backend": backend, "candidates": len(entries), "sweep_s": cold, "cached_s": warm,
-                     "predict_s": fast, **quality, "noisy": sum(c.spread > 1.5 for c in measured),
+                     "predict_s": fast, **quality, "noisy": sum(c.spread > NOISY_SPREAD for c in measured),
                      "members": [{**c.to_dict(), "predicted_ms": p.latency_ms} for c, p in
                                  zip(measured, predicted, strict=True)]})  # fmt: skip
     print(f"\nmachine: {machine_id()}; {args.threads} threads; {len(entries)} published configurations\n")

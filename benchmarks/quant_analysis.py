@@ -77,6 +77,12 @@ def plot(results: dict[str, dict], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(fig, path: Path) -> Path:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     paths = []
     fig, ax = plt.subplots(figsize=(10, 4))
     for name, r in results.items():
@@ -88,10 +94,7 @@ def plot(results: dict[str, dict], out: Path) -> list[Path]:
     ax.set_ylabel("largest activation on calibration images")
     ax.set_title("Activation ranges per layer")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out / "quant_activation_ranges.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out / "quant_activation_ranges.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     for name, r in results.items():
@@ -100,10 +103,7 @@ def plot(results: dict[str, dict], out: Path) -> list[Path]:
     ax.set_ylabel("SQNR of int8 against fp32 (dB)")
     ax.set_title("Accumulated quantization noise per layer (per-channel weights, MinMax)")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out / "quant_sqnr.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out / "quant_sqnr.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     name, r = next(iter(results.items()))
@@ -116,10 +116,7 @@ def plot(results: dict[str, dict], out: Path) -> list[Path]:
     ax.set_ylabel("measured MSE / (Δ²/12)")
     ax.set_title(f"Weight quantization error against the uniform model ({name}, int8 per channel)")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out / "quant_weight_error.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out / "quant_weight_error.png"))
     return paths
 
 

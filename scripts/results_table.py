@@ -13,21 +13,23 @@ import sys
 from pathlib import Path
 
 from mobilenet.cost import profile
-
-SIZES = {"fashion-mnist": (28, 1), "mnist": (28, 1), "cifar10": (32, 3)}
+from mobilenet.data import DATASETS
 
 
 def row(run: Path) -> dict[str, object]:
     config = json.loads((run / "config.json").read_text())
     result = json.loads((run / "result.json").read_text())
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    size, chans = SIZES.get(config["dataset"], (config["image_size"], 3))
+    if config["dataset"] not in DATASETS:
+        raise SystemExit(f"{run}: the table knows {', '.join(DATASETS)}, not {config['dataset']!r}")
+    info = DATASETS[config["dataset"]]
+    size, chans = info.size, info.channels
     options = dict(config["model_options"])
     small_input = options.pop("small_input", None)
     small_input = size <= 64 if small_input is None else small_input
     options.pop("dropout", None)
-    report = profile(config["model"], resolution=size, alpha=config["alpha"], num_classes=10, in_chans=chans,
-                     small_input=small_input, **options)  # fmt: skip
+    report = profile(config["model"], resolution=size, alpha=config["alpha"], num_classes=len(info.classes),
+                     in_chans=chans, small_input=small_input, **options)  # fmt: skip
     return {
         "run": run.name,
         "model": config["model"],

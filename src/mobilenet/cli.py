@@ -260,14 +260,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"{facts['threads']} thread(s){size}")  # fmt: skip
     print(f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
           f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)")  # fmt: skip
-    if timing.spread > 1.5:
+    if timing.noisy:
         print(f"  warning: p90/p10 = {timing.spread:.2f}: the machine was busy; the median is not to be trusted",
               file=sys.stderr)  # fmt: skip
     return 0
 
 
-def _sweep(args: argparse.Namespace):
-    """The candidates of `select` and `report`: entries, then latency and size on this machine."""
+def _sweep(args: argparse.Namespace, hardware=None):
+    """The candidates of `select` and `report`: entries, then latency and size on this machine (`hardware`: the
+    roofline's profile for --predict, probed here when not given)."""
     from mobilenet.bench.select import LatencyCache, cache_dir, entries_from_file, published_entries, sweep
 
     entries = published_entries() if args.accuracy == "published" else entries_from_file(args.accuracy)
@@ -286,7 +287,7 @@ def _sweep(args: argparse.Namespace):
         cache = LatencyCache.open(directory, machine_id(), args.backend, args.threads or torch.get_num_threads(), 1)
         if args.refresh:
             cache.data.clear()
-    candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict,
+    candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict, hardware=hardware,
                        progress=not args.quiet and not getattr(args, "json", False))  # fmt: skip
     return candidates, cache
 
@@ -329,9 +330,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mobilenet.cost.roofline import probe
     from mobilenet.report.html import write_report
 
-    candidates, _ = _sweep(args)
+    hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
+    candidates, _ = _sweep(args, hardware)
     choice = choose(candidates, args.latency_ms, args.size_mb)
-    path = write_report(args.out, choice, probe(args.threads), args.latency_ms, args.size_mb, args.backend,
+    path = write_report(args.out, choice, hardware, args.latency_ms, args.size_mb, args.backend,
                         measure_layers=not args.predict)  # fmt: skip
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {choice.message}")
     return 0

@@ -14,7 +14,8 @@ Threads: `threads` intra-op threads for PyTorch and ONNX Runtime alike (default:
 Warm-up: at least `warmup` calls and at least 0.2 s, so that allocators, caches and lazy initialisation settle.
 Timing: calls in blocks of 10 until at least `min_runs` calls and `min_time_s` seconds, at most `max_runs`; reported
 are the median, p10 and p90 (not the mean: one descheduled call can double it). Noise: the spread p90/p10 is
-reported with every figure; a spread above 1.5 means the machine was busy and the figure is not to be trusted.
+reported with every figure; a spread above `NOISY_SPREAD` (1.5) means the machine was busy and the figure is not to
+be trusted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import numpy as np
 import torch
 
 from mobilenet.bench import BACKENDS
+
+NOISY_SPREAD = 1.5  # p90 / p10 above this: the machine was busy while timing
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Timing:
     def spread(self) -> float:
         """p90 / p10: near 1 on a quiet machine."""
         return self.p90_ms / self.p10_ms if self.p10_ms > 0 else float("inf")
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY_SPREAD
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self) | {"images_per_s": self.images_per_s, "spread": self.spread}

@@ -57,7 +57,7 @@ class Candidate:
     latency_source: str  # "measured: onnx, 2 threads, p10-p90 ..." or "predicted: roofline ..."
     size_mb: float
     size_source: str
-    spread: float = float("nan")  # p90 / p10 of a measured latency; above 1.5 the machine was busy
+    spread: float = float("nan")  # p90 / p10 of a measured latency (see mobilenet.bench.latency.NOISY_SPREAD)
 
     def to_dict(self) -> dict[str, object]:
         e = self.entry
@@ -152,7 +152,7 @@ class LatencyCache:
         atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _file_size_mb(model, backend: str, resolution: int, workdir: Path, facts: dict[str, object]) -> float:
+def _file_size_mb(model, workdir: Path, facts: dict[str, object]) -> float:
     if "size_mb" in facts:
         return float(facts["size_mb"])
     from mobilenet.weights import save  # the torch backends deploy our safetensors checkpoint
@@ -170,16 +170,17 @@ def sweep(
     predict: bool = False,
     progress: bool = True,
     min_time_s: float = 0.5,
+    hardware=None,
 ) -> list[Candidate]:
-    """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline."""
+    """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline on
+    `hardware` (a `HardwareProfile`; probed here when not given)."""
     import torch
 
     import mobilenet
     from mobilenet.bench.latency import make_runner, time_calls
 
     threads = threads or torch.get_num_threads()
-    hardware = None
-    if predict:
+    if predict and hardware is None:
         from mobilenet.cost.roofline import probe
 
         hardware = probe(threads)
@@ -206,7 +207,7 @@ def sweep(
                     with tempfile.TemporaryDirectory() as tmp:
                         run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=tmp)
                         timing = time_calls(run, batch=batch, min_time_s=min_time_s)
-                        size = _file_size_mb(model, backend, entry.resolution, Path(tmp), facts)
+                        size = _file_size_mb(model, Path(tmp), facts)
                     cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
                     if cache is not None:
                         cache.data[entry.key()] = cached

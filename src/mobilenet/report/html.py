@@ -136,10 +136,9 @@ def plot_roofline(name: str, resolution: int, hardware: HardwareProfile, measure
 
 def plot_cost_by_kind(resolution: int = 224) -> tuple[str, dict[str, dict[str, dict[str, float]]], list[str]]:
     from mobilenet.cost import profile
-
-    plt = _pyplot()
     from mobilenet.cost.count import KINDS
 
+    plt = _pyplot()
     shares = {name: profile(name, resolution=resolution).by_kind() for name in VERSION_COLORS}
     kinds = [kind for kind in KINDS if any(kind in by_kind for by_kind in shares.values())]
     fig, ax = plt.subplots(figsize=(9, 4.5))
