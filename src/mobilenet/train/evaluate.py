@@ -35,8 +35,8 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate `predict` (a module or a function from a normalized float batch to logits) on `dataset`.
 
-    A module is put in eval mode and channels_last memory format (values unchanged; 2.1x faster for mobilenet_v2
-    in a one-off timing of a 500-image batch on the development CPU, 2026-11-22), and fed channels_last batches.
+    A module is put in eval mode and channels_last memory format (values unchanged; PyTorch's CPU convolutions are
+    faster in it, see `mobilenet bench --backend torch` against `torch-fused`), and fed channels_last batches.
     """
     channels_last = isinstance(predict, torch.nn.Module)
     if channels_last:
