@@ -86,6 +86,10 @@ def export_onnx(
 
 
 def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str) -> None:
+    import onnx
+
+    from mobilenet.deploy.graph import global_average_pools
+
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -99,6 +103,9 @@ def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str) -> N
             verbose=False,
         )
         program.save(path)
+    proto = onnx.load(path)
+    if global_average_pools(proto):  # ONNX Runtime has an int8 kernel for GlobalAveragePool, none for ReduceMean
+        onnx.save(proto, path)
 
 
 def _add_metadata(path: str, header: dict[str, str]) -> None:
