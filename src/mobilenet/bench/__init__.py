@@ -1,4 +1,4 @@
 """Measure the family on this machine: the latency harness (`mobilenet.bench.latency`)."""
 
 # What can run a model; defined here, free of torch, so that the CLI's --help stays fast.
-BACKENDS = ("torch", "torch-fused", "compile", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-fused", "compile", "onnx", "onnx-int8", "onnx-int8-portable")

@@ -8,7 +8,10 @@ What is timed: one call of the model on a batch already in memory, input prepara
 - `compile`: `torch-fused` through `torch.compile` (inductor; its compile time is spent in warm-up, not timed).
 - `onnx`: the model exported with `mobilenet.deploy.export_onnx`, run by ONNX Runtime's CPU provider.
 - `onnx-int8`: that export quantized by `mobilenet.deploy.quantize.quantize_onnx` (QDQ, per-channel weights, uint8
-  activations). Calibration uses random images: latency does not depend on the calibration, accuracy does.
+  activations, h-swish and h-sigmoid lowered to ONNX Runtime's int8 operators). Calibration uses random images:
+  latency does not depend on the calibration, accuracy does.
+- `onnx-int8-portable`: the same with `portable=True` (standard ONNX operators only; h-swish and h-sigmoid run in
+  float between DequantizeLinear and QuantizeLinear).
 
 Threads: `threads` intra-op threads for PyTorch and ONNX Runtime alike (default: every core torch sees).
 Warm-up: at least `warmup` calls and at least 0.2 s, so that allocators, caches and lazy initialisation settle.
@@ -105,7 +108,9 @@ class _RandomCalibration:
         return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
 
 
-def onnx_files(model, resolution: int, directory: str | os.PathLike, int8: bool) -> tuple[Path, Path | None]:
+def onnx_files(
+    model, resolution: int, directory: str | os.PathLike, int8: bool, portable: bool = False
+) -> tuple[Path, Path | None]:
     """Export `model` (and quantize it, when `int8`) into `directory`; returns (fp32 path, int8 path or None)."""
     from mobilenet.deploy import export_onnx
     from mobilenet.deploy.quantize import quantize_onnx
@@ -116,7 +121,8 @@ def onnx_files(model, resolution: int, directory: str | os.PathLike, int8: bool)
     if not int8:
         return fp32, None
     chans = model.config.in_chans
-    return fp32, quantize_onnx(fp32, directory / "model.int8.onnx", _RandomCalibration(chans, resolution), samples=32)
+    calibration = _RandomCalibration(chans, resolution)
+    return fp32, quantize_onnx(fp32, directory / "model.int8.onnx", calibration, samples=32, portable=portable)
 
 
 def make_runner(
@@ -155,7 +161,8 @@ def make_runner(
     from mobilenet.deploy.runtime import OnnxModel
 
     holder = tempfile.TemporaryDirectory() if workdir is None else None
-    fp32, int8 = onnx_files(model, resolution, holder.name if holder else workdir, backend == "onnx-int8")
+    directory = holder.name if holder else workdir
+    fp32, int8 = onnx_files(model, resolution, directory, backend.startswith("onnx-int8"), backend.endswith("portable"))
     path = int8 or fp32
     session = OnnxModel(path, threads=threads or torch.get_num_threads())
     feed = {session.input_name: x.numpy()}

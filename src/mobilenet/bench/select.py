@@ -191,7 +191,7 @@ def sweep(
         bar = tqdm(total=len(entries), desc=f"{'predicting' if predict else 'measuring'} ({backend})", unit="model",
                    file=sys.stderr, dynamic_ncols=True)  # fmt: skip
     out: list[Candidate] = []
-    if backend == "onnx-int8":  # the tables' figures are for the float models; quantization's cost is not in them
+    if backend.startswith("onnx-int8"):  # the tables' figures are for the float models; quantization's is not in them
         note = "; the fp32 model's figure (int8 lost <= 0.07 point on our Fashion-MNIST models: docs/quantization.md)"
         entries = [dataclasses.replace(e, accuracy_source=e.accuracy_source + note) for e in entries]
     try:
@@ -231,7 +231,7 @@ def _predicted(entry: Entry, hardware, backend: str) -> Candidate:
 
     report = profile(entry.name, resolution=entry.resolution, **entry.model_kwargs())
     predicted = roofline(report, hardware).predicted_ms
-    bytes_per_weight = 1 if backend == "onnx-int8" else 4
+    bytes_per_weight = 1 if backend.startswith("onnx-int8") else 4
     return Candidate(
         entry,
         predicted,

@@ -87,7 +87,8 @@ def activation_sqnr(fp32_path, int8_path, batches) -> list[ActivationError]:
     normalized training images): the error accumulated up to that tensor, so a layer whose SQNR drops far below its
     input's is where int8 hurts. Uses ONNX Runtime's own quantization debugger
     (`onnxruntime.quantization.qdq_loss_debug`). Its per-tensor "qdq_err" is not reported: where the quantizer folds
-    a Clip/Relu into the quantization, it compares the unclipped with the clipped tensor."""
+    a Clip/Relu into the quantization, it compares the unclipped with the clipped tensor. Pass a file quantized with
+    `portable=True`: the debugger finds a tensor through its DequantizeLinear, and lowered activations have none."""
     import tempfile
     from pathlib import Path
 
