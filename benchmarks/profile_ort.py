@@ -1,4 +1,5 @@
-"""Where ONNX Runtime spends its time, per operator type, fp32 against int8, and the two paths timed alone:
+"""Where ONNX Runtime spends its time, per operator type and per kind of convolution, fp32 against int8, and the two
+paths timed alone:
 
     .venv/bin/python benchmarks/profile_ort.py [--models mobilenet_v2 mobilenet_v3_small] [--threads 2]
 
@@ -7,6 +8,11 @@ own files), each run under ONNX Runtime's profiler (`enable_profiling`, 20 warm-
 summed per operator type and divided by the calls), then each timed alone with `mobilenet.bench.latency.time_calls`
 (no profiler, no other runtime in between; twice, alternating, to show the drift). The profiler inflates its totals;
 read the shares, and the untouched medians for speed.
+
+The convolution table attributes each kernel to the Conv node of the fp32 file it came from (ONNX Runtime renames
+them: `<tensor>_nchwc` for fp32, `<node>_token_<n>` for int8) and sums by kind: stem, depthwise, pointwise, and the
+1x1 convolutions of squeeze-and-excite. Its last line is a ceiling: the fp32 total over the int8 convolutions alone,
+the int8 speed-up if every other int8 operator took no time.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 import mobilenet
@@ -36,8 +44,11 @@ def session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def per_operator(path: Path, feed: dict[str, np.ndarray], threads: int, prefix: str) -> dict[str, tuple[float, int]]:
-    """Milliseconds per call and nodes per call, by operator type, under ONNX Runtime's profiler."""
+Kernel = tuple[str, str, float]  # node, operator type, milliseconds per call
+
+
+def profiled_kernels(path: Path, feed: dict[str, np.ndarray], threads: int, prefix: str) -> list[Kernel]:
+    """(node, operator type, milliseconds per call) of every kernel ONNX Runtime ran, under its profiler."""
     s = session(path, threads, prefix)
     for _ in range(20):
         s.run(None, feed)
@@ -46,17 +57,67 @@ def per_operator(path: Path, feed: dict[str, np.ndarray], threads: int, prefix: 
     for _ in range(PROFILED_CALLS):
         s.run(None, feed)
     events = json.loads(Path(s.end_profiling()).read_text())
-    micros, nodes = collections.Counter(), collections.Counter()
+    micros, ops = collections.Counter(), {}
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            micros[event["args"]["op_name"]] += event["dur"]
-            nodes[event["args"]["op_name"]] += 1
-    return {op: (micros[op] / PROFILED_CALLS / 1e3, nodes[op] // PROFILED_CALLS) for op, _ in micros.most_common()}
+            node = event["name"].removesuffix("_kernel_time")
+            micros[node] += event["dur"]
+            ops[node] = event["args"]["op_name"]
+    return [(node, ops[node], total / PROFILED_CALLS / 1e3) for node, total in micros.items()]
+
+
+def per_operator(kernels: list[Kernel]) -> dict[str, tuple[float, int]]:
+    """Milliseconds per call and nodes, by operator type, most expensive first."""
+    ms, nodes = collections.Counter(), collections.Counter()
+    for _, op, time_ms in kernels:
+        ms[op] += time_ms
+        nodes[op] += 1
+    return {op: (ms[op], nodes[op]) for op, _ in ms.most_common()}
+
+
+def conv_kinds(fp32_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The kind of every Conv node of an exported fp32 file, and the Conv node that produced each tensor (through at
+    most a chain of activations, which ONNX Runtime fuses into the convolution)."""
+    graph = onnx.load(str(fp32_path)).graph
+    weights = {i.name: list(i.dims) for i in graph.initializer}
+    producer = {output: node for node in graph.node for output in node.output}
+    kinds: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        source = producer.get(node.input[0])  # squeeze-excite: after the pool, or after an SE convolution's ReLU
+        before = producer.get(source.input[0]) if source is not None and source.input else None
+        pooled = source is not None and (source.op_type == "GlobalAveragePool" or (
+            before is not None and before.op_type == "Conv" and kinds.get(before.name) == "SE"))  # fmt: skip
+        kh, kw = weights[node.input[1]][2:]
+        if node.input[0] == graph.input[0].name:
+            kinds[node.name] = f"stem {kh}x{kw}"
+        elif group > 1:
+            kinds[node.name] = f"depthwise {kh}x{kw}"
+        elif pooled:
+            kinds[node.name] = "SE"
+        else:
+            kinds[node.name] = "pointwise 1x1"
+    made_by = {}
+    for tensor, node in producer.items():
+        while node is not None and node.op_type != "Conv":
+            node = producer.get(node.input[0]) if node.input else None
+        if node is not None:
+            made_by[tensor] = node.name
+    return {name: ("squeeze-excite 1x1" if kind == "SE" else kind) for name, kind in kinds.items()}, made_by
+
+
+def conv_node(kernel: str, made_by: dict[str, str]) -> str | None:
+    """The fp32 Conv node a profiled convolution kernel came from."""
+    if kernel.endswith("_nchwc"):  # fp32: named after the tensor the (fused) convolution writes
+        return made_by.get(kernel.removesuffix("_nchwc"))
+    return re.sub(r"_token_\d+$", "", kernel)  # int8: the QDQ node group keeps the Conv node's name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "mobilenet_v3_small"])
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     for name in args.models:
@@ -64,12 +125,25 @@ def main() -> None:
             fp32, int8 = onnx_files(mobilenet.create_model(name).eval(), 224, tmp, int8=True)
             feed = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
             print(f"\n{name}, 224 px, batch 1, {args.threads} threads")
+            kinds, made_by = conv_kinds(fp32)
+            by_kind: dict[str, dict[str, float]] = collections.defaultdict(lambda: {"fp32": 0.0, "int8": 0.0})
+            totals = {}
             for tag, path in (("fp32", fp32), ("int8", int8)):
-                rows = per_operator(path, feed, args.threads, str(Path(tmp) / tag))
-                total = sum(ms for ms, _ in rows.values())
-                print(f"  {tag} under the profiler: {total:.3f} ms a call")
+                kernels = profiled_kernels(path, feed, args.threads, str(Path(tmp) / tag))
+                rows = per_operator(kernels)
+                totals[tag] = sum(ms for ms, _ in rows.values())
+                print(f"  {tag} under the profiler: {totals[tag]:.3f} ms a call")
                 for op, (ms, count) in rows.items():
-                    print(f"    {op:<22}{ms:>8.3f} ms  {count:>3} nodes  {ms / total:>6.1%}")
+                    print(f"    {op:<22}{ms:>8.3f} ms  {count:>3} nodes  {ms / totals[tag]:>6.1%}")
+                for kernel, op, ms in kernels:
+                    if op in ("Conv", "QLinearConv"):
+                        by_kind[kinds.get(conv_node(kernel, made_by) or "", "unattributed")][tag] += ms
+            print("  convolutions by kind (profiler ms a call): fp32, int8, fp32/int8")
+            for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]["fp32"]):
+                print(f"    {kind:<22}{ms['fp32']:>8.3f}{ms['int8']:>8.3f}{ms['fp32'] / max(ms['int8'], 1e-9):>8.2f}x")
+            int8_convs = sum(ms["int8"] for ms in by_kind.values())
+            print(f"  ceiling: fp32 total / int8 convolutions alone = {totals['fp32']:.3f} / {int8_convs:.3f} = "
+                  f"{totals['fp32'] / int8_convs:.2f}x")  # fmt: skip
             sessions = {"fp32": session(fp32, args.threads), "int8": session(int8, args.threads)}
             medians: dict[str, list[float]] = {tag: [] for tag in sessions}
             for _ in range(2):
