@@ -7,7 +7,8 @@ e.g. `relu6=weights/mobilenet_v2_1.0_fashion_mnist.safetensors relu=runs/gpu/v2_
 (the ReLU twin: `scripts/train_family.sh runs/gpu v2_1.0_relu_e60`). Every checkpoint is exported with
 `mobilenet.deploy.export_onnx`, quantized with `quantize_onnx` (ONNX Runtime, QDQ) under each scheme, and evaluated on
 the dataset's test set; activation ranges are measured on `--samples` training images and SQNR on the first 128 of
-them (never test images).
+them (never test images), on the default scheme's `portable` file (every activation between QDQ pairs, which ONNX
+Runtime's debugger needs; the deployed file differs from it by one rounding of each h-sigmoid).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def analyse(name: str, checkpoint: Path, samples: int, tmp: Path) -> dict[str, o
         int8 = quantize_onnx(fp32, tmp / f"{name}.{len(schemes)}.int8.onnx", train, samples=samples, **options)
         top1 = evaluate(OnnxModel(int8), test, image_size=size).top1
         schemes[scheme] = {"int8_top1": top1, "change": top1 - fp32_top1}
-        if not options:
-            sqnr = [vars(row) for row in activation_sqnr(fp32, int8, list(x[:SQNR_IMAGES].split(32)))]
+        if not options:  # the debugger finds each tensor through its QDQ pair: lowered activations have none
+            qdq = quantize_onnx(fp32, tmp / f"{name}.qdq.onnx", train, samples=samples, portable=True)
+            sqnr = [vars(row) for row in activation_sqnr(fp32, qdq, list(x[:SQNR_IMAGES].split(32)))]
         print(f"  {name}: {scheme}: fp32 {fp32_top1:.2f}% -> int8 {top1:.2f}%")
     return {
         "checkpoint": str(checkpoint),
