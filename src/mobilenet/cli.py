@@ -419,9 +419,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     import time
 
-    import numpy as np
-
-    from mobilenet.bench.latency import time_calls
+    from mobilenet.bench.latency import onnx_call, time_calls
     from mobilenet.data import load_dataset
     from mobilenet.deploy.quantize import quantize_onnx
     from mobilenet.deploy.runtime import OnnxModel
@@ -434,11 +432,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     report = {"fp32": {"path": args.model}, "int8": {"path": str(out)}}
     models = {name: OnnxModel(report[name]["path"], threads=args.threads) for name in report}
     for name, model in models.items():  # timed first, each alone (see mobilenet.bench.latency)
-        x = np.random.default_rng(0).standard_normal((1, model.in_chans, model.input_size, model.input_size))
-        feed = {model.input_name: x.astype(np.float32)}
         time.sleep(0.2)  # let the previous session's worker threads stop spinning
         report[name]["size_mb"] = os.path.getsize(report[name]["path"]) / 1e6
-        report[name]["latency_ms"] = time_calls(lambda m=model, f=feed: m.session.run(None, f)).median_ms
+        report[name]["latency_ms"] = time_calls(onnx_call(model)).median_ms
     if not args.no_eval:
         test = load_dataset(args.calibrate, "test", args.data_dir)
         for name, model in models.items():

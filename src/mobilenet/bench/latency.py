@@ -125,6 +125,17 @@ def onnx_files(
     return fp32, quantize_onnx(fp32, directory / "model.int8.onnx", calibration, samples=32, portable=portable)
 
 
+def onnx_call(model, batch: int = 1, seed: int = 0) -> Callable[[], object]:
+    """A zero-argument callable that runs an `OnnxModel` once on a fixed random batch of its own input size."""
+    shape = (batch, model.in_chans, model.input_size, model.input_size)
+    feed = {model.input_name: torch.randn(shape, generator=torch.Generator().manual_seed(seed)).numpy()}
+
+    def run() -> object:
+        return model.session.run(None, feed)
+
+    return run
+
+
 def make_runner(
     model, backend: str, resolution: int, batch: int = 1, threads: int | None = None, workdir: str | None = None
 ) -> tuple[Callable[[], object], dict[str, object]]:
@@ -164,12 +175,7 @@ def make_runner(
     directory = holder.name if holder else workdir
     fp32, int8 = onnx_files(model, resolution, directory, backend.startswith("onnx-int8"), backend.endswith("portable"))
     path = int8 or fp32
-    session = OnnxModel(path, threads=threads or torch.get_num_threads())
-    feed = {session.input_name: x.numpy()}
+    run_onnx = onnx_call(OnnxModel(path, threads=threads or torch.get_num_threads()), batch)
     facts["size_mb"] = path.stat().st_size / 1e6
-
-    def run_onnx() -> object:
-        return session.session.run(None, feed)
-
     run_onnx.keep_alive = holder  # the files live as long as the runner
     return run_onnx, facts
