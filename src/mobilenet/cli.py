@@ -29,6 +29,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> N
     group.add_argument(
         "--small-input", action="store_true", help="stem and first downsampling stage at stride 1 (28-64 px images)"
     )
+    add_version_options(group)
+
+
+def add_version_options(group) -> None:
+    """The per-version `create_model` options (None: the version's default), shared by model verbs and `train`."""
     group.add_argument("--shallow", action="store_true", default=None, help="V1: drop the five 14x14 layers")
     group.add_argument("--t", type=float, default=None, help="V2: expansion factor (default 6)")
     group.add_argument("--activation", choices=("relu6", "relu"), default=None, help="V1/V2: ReLU6 (default) or ReLU")
@@ -442,8 +447,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    operators = "standard ONNX operators only" if args.portable else "h-swish/h-sigmoid as ONNX Runtime int8 ops"
     print(f"wrote {out} (int8 QDQ, per-channel={args.per_channel}, {args.activations} activations, {args.method} "
-          f"calibration on {args.samples} {args.calibrate} training images)")  # fmt: skip
+          f"calibration on {args.samples} {args.calibrate} training images; {operators})")  # fmt: skip
     print(f"{'':6}{'size MB':>9}{'latency ms':>12}{'test top-1':>12}   (batch 1, {args.threads or 'all'} threads)")
     for name in ("fp32", "int8"):
         row = report[name]
@@ -573,12 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = tr.add_argument_group("model options")
     group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
-    group.add_argument("--t", type=float, default=None, help="V2 expansion factor")
-    group.add_argument("--activation", choices=("relu6", "relu"), default=None, help="V1/V2 activation (default relu6)")
-    group.add_argument("--shallow", action="store_true", default=None, help="V1 without the five 14x14 layers")
-    group.add_argument("--minimal", action="store_true", default=None, help="V3 minimalistic")
-    group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3 pre-logits width")
-    group.add_argument("--expansion", choices=("scaled", "input"), default=None, help="V3 expanded-width rule")
+    add_version_options(group)
     group.add_argument("--dropout", type=float, default=None, help="before the classifier (default: the version's)")
     group = tr.add_argument_group("data")
     group.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
