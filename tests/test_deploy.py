@@ -276,3 +276,32 @@ def test_activation_sqnr_follows_the_graph_and_ends_at_the_output_error(fp32_onn
     direct = 20 * torch.log10(reference.norm() / (quantized - reference).norm()).item()
     assert rows[-1].op == "Gemm"
     assert rows[-1].sqnr_db == pytest.approx(direct, abs=0.5)  # the logits: the same figure, computed apart
+
+
+def test_the_stem_stays_float_unless_asked(fp32_onnx, fashion, tmp_path):
+    import onnx
+
+    from mobilenet.deploy.quantize import quantize_onnx
+
+    def stem_weight_is_int8(path) -> bool:
+        graph = onnx.load(str(path)).graph
+        producer = {output: node for node in graph.node for output in node.output}
+
+        def reads_the_image(node) -> bool:  # input -> QuantizeLinear -> DequantizeLinear -> Conv
+            dq = producer.get(node.input[0])
+            q = producer.get(dq.input[0]) if dq is not None else None
+            return q is not None and q.input[0] == graph.input[0].name
+
+        stem = next(n for n in graph.node if n.op_type == "Conv" and reads_the_image(n))
+        return stem.input[1] in producer and producer[stem.input[1]].op_type == "DequantizeLinear"
+
+    def stem_is_float(path) -> bool:
+        graph = onnx.load(str(path)).graph
+        return any(n.op_type == "Conv" and n.input[0] == graph.input[0].name for n in graph.node)
+
+    default = quantize_onnx(fp32_onnx[1], tmp_path / "default.onnx", fashion, samples=16)
+    assert stem_is_float(default)
+    assert "stem in float" in onnx.load(str(default)).metadata_props[-1].value
+    everything = quantize_onnx(fp32_onnx[1], tmp_path / "all.onnx", fashion, samples=16, float_stem=False)
+    assert not stem_is_float(everything)
+    assert stem_weight_is_int8(everything)

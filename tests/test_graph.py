@@ -140,14 +140,19 @@ def test_quantized_v3_has_no_float_activation_islands_unless_portable(v3_onnx, t
 
     model, path = v3_onnx
     train = load_dataset("fashion-mnist", "train")
-    lowered = quantize_onnx(path, tmp_path / "fast.onnx", train, samples=64)
+    lowered = quantize_onnx(path, tmp_path / "fast.onnx", train, samples=64, float_stem=False)
     portable = quantize_onnx(path, tmp_path / "portable.onnx", train, samples=64, portable=True)
-    fast_ops = [node.op_type for node in onnx.load(str(lowered)).graph.node]
-    portable_ops = [node.op_type for node in onnx.load(str(portable)).graph.node]
+    default = quantize_onnx(path, tmp_path / "default.onnx", train, samples=64)
+    fast_ops, portable_ops, default_ops = (
+        [node.op_type for node in onnx.load(str(p)).graph.node] for p in (lowered, portable, default)
+    )
     hard = sum(1 for m in model.modules() if isinstance(m, torch.nn.Hardswish | torch.nn.Hardsigmoid))
     assert not {"HardSwish", "HardSigmoid"} & set(fast_ops)
     assert fast_ops.count("QLinearAdd") == hard  # one per activation (h-swish adds a QLinearMul)
     assert portable_ops.count("HardSwish") + portable_ops.count("HardSigmoid") == hard
+    # with the stem in float (the default), the stem's h-swish reads a float tensor: it stays, fused into the conv
+    assert default_ops.count("HardSwish") == 1
+    assert default_ops.count("QLinearAdd") == hard - 1
     assert not any(o.domain for o in onnx.load(str(portable)).opset_import)  # standard ONNX only
 
     x = normalize(train.images[:256], (0.286,), (0.353,))

@@ -433,7 +433,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     calibration = load_dataset(args.calibrate, "train", args.data_dir)
     out = quantize_onnx(args.model, args.out, calibration, samples=args.samples, method=args.method,
                         per_channel=args.per_channel, activations=args.activations,
-                        exclude=tuple(args.exclude), portable=args.portable)  # fmt: skip
+                        exclude=tuple(args.exclude), portable=args.portable,
+                        float_stem=args.float_stem)  # fmt: skip
     report = {"fp32": {"path": args.model}, "int8": {"path": str(out)}}
     models = {name: OnnxModel(report[name]["path"], threads=args.threads) for name in report}
     for name, model in models.items():  # timed first, each alone (see mobilenet.bench.latency)
@@ -646,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--portable", action="store_true",
                     help="standard ONNX operators only: h-swish and h-sigmoid stay float islands in ONNX Runtime "
                          "(default: lowered to its int8 QLinearAdd/QLinearMul contrib operators)")  # fmt: skip
+    qu.add_argument("--float-stem", action=argparse.BooleanOptionalAction, default=True,
+                    help="keep the first convolution (on the image) in float: faster in ONNX Runtime")  # fmt: skip
     qu.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads for the latency figure")
     qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
     qu.add_argument("--json", action="store_true")
