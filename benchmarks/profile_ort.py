@@ -34,6 +34,7 @@ import mobilenet
 from mobilenet.bench.latency import onnx_files, time_calls
 
 WARMUP_CALLS = 20
+SQUEEZE_EXCITE = "squeeze-excite 1x1"
 PROFILED_CALLS = 50
 BLOCK = 5
 
@@ -117,14 +118,14 @@ def conv_kinds(fp32_path: Path) -> tuple[dict[str, str], dict[str, str]]:
         source = producer.get(node.input[0])  # squeeze-excite: after the pool, or after an SE convolution's ReLU
         before = producer.get(source.input[0]) if source is not None and source.input else None
         pooled = source is not None and (source.op_type == "GlobalAveragePool" or (
-            before is not None and before.op_type == "Conv" and kinds.get(before.name) == "SE"))  # fmt: skip
+            before is not None and before.op_type == "Conv" and kinds.get(before.name) == SQUEEZE_EXCITE))  # fmt: skip
         kh, kw = weights[node.input[1]][2:]
         if node.input[0] == graph.input[0].name:
             kinds[node.name] = f"stem {kh}x{kw}"
         elif group > 1:
             kinds[node.name] = f"depthwise {kh}x{kw}"
         elif pooled:
-            kinds[node.name] = "SE"
+            kinds[node.name] = SQUEEZE_EXCITE
         else:
             kinds[node.name] = "pointwise 1x1"
     made_by = {}
@@ -133,7 +134,7 @@ def conv_kinds(fp32_path: Path) -> tuple[dict[str, str], dict[str, str]]:
             node = producer.get(node.input[0]) if node.input else None
         if node is not None:
             made_by[tensor] = node.name
-    return {name: ("squeeze-excite 1x1" if kind == "SE" else kind) for name, kind in kinds.items()}, made_by
+    return kinds, made_by
 
 
 def conv_node(kernel: str, made_by: dict[str, str]) -> str | None:

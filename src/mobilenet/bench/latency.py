@@ -151,10 +151,11 @@ def make_runner(
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     model = model.eval()
-    x = torch.randn(batch, model.config.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0))
     facts: dict[str, object] = {"backend": backend, "threads": threads or torch.get_num_threads()}
 
     if backend in ("torch", "torch-fused", "compile"):
+        shape = (batch, model.config.in_chans, resolution, resolution)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what onnx_call feeds the ONNX backends
         if backend != "torch":
             from mobilenet.deploy import fuse
 

@@ -69,7 +69,7 @@ def lower_hard_activations(model) -> int:
     for output in graph.output:  # a graph output is read in float: an activation that is one must stay
         consumers.setdefault(output.name, []).append(None)
     initializers = {i.name: i for i in graph.initializer}
-    replaced, dropped, replacement = 0, set(), {}
+    dropped, replacement = set(), {}
 
     def constant(name: str, value, dtype) -> str:
         graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
@@ -81,12 +81,12 @@ def lower_hard_activations(model) -> int:
         dq, after = producer.get(node.input[0]), consumers.get(node.output[0], [])
         if dq is None or dq.op_type != "DequantizeLinear" or len(after) != 1 or after[0] is None:
             continue
-        if after[0].op_type != "QuantizeLinear":
-            continue
         q = after[0]
-        if len(dq.input) < 3 or len(q.input) < 3 or q.input[1] not in initializers or q.input[2] not in initializers:
+        if q.op_type != "QuantizeLinear" or len(dq.input) < 3 or len(q.input) < 3:
             continue
-        if _size(initializers.get(q.input[1])) != 1:
+        if q.input[1] not in initializers or q.input[2] not in initializers:
+            continue
+        if np.prod(initializers[q.input[1]].dims) != 1:
             continue  # per-channel activation scales: not what the quantizer writes, and not handled here
         x, x_scale, x_zero = dq.input[:3]
         y_scale = float(numpy_helper.to_array(initializers[q.input[1]]))
@@ -121,9 +121,8 @@ def lower_hard_activations(model) -> int:
         dropped.add(id(q))
         if len(consumers[dq.output[0]]) == 1:
             dropped.add(id(dq))
-        replaced += 1
 
-    if replaced:
+    if replacement:
         nodes = []
         for node in graph.node:  # each replacement goes where its activation was: its inputs exist there already
             if id(node) in replacement:
@@ -135,16 +134,13 @@ def lower_hard_activations(model) -> int:
         if not any(entry.domain == CONTRIB for entry in model.opset_import):
             model.opset_import.append(helper.make_opsetid(CONTRIB, 1))
         _drop_unused(graph)
-    return replaced
-
-
-def _size(initializer) -> int:
-    return int(np.prod(initializer.dims)) if initializer is not None else 0
+    return len(replacement)
 
 
 def _drop_unused(graph) -> None:
     used = {name for node in graph.node for name in node.input}
     used.update(output.name for output in graph.output)
-    unused = [i for i in graph.initializer if i.name not in used]
-    for initializer in unused:
-        graph.initializer.remove(initializer)
+    kept = [i for i in graph.initializer if i.name in used]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)

@@ -70,8 +70,7 @@ def export_onnx(
     measured: list[tuple[float, float]] = []
 
     def write(tmp: str) -> None:
-        _export(fused, example, opset, tmp)
-        _add_metadata(tmp, header)
+        _export(fused, example, opset, tmp, header)
         diff, scale = _verify(tmp, fused, model.config.in_chans, resolution, check_batch, seed)
         if diff > TOLERANCE * max(scale, 1e-12):
             raise ValueError(
@@ -85,7 +84,9 @@ def export_onnx(
     return ExportReport(target, opset, resolution, diff, scale)
 
 
-def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str) -> None:
+def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str, header: dict[str, str]) -> None:
+    """Export with torch.export, then write global pools as GlobalAveragePool (ONNX Runtime has an int8 kernel for it,
+    none for ReduceMean) and `header` into the metadata."""
     import onnx
 
     from mobilenet.deploy.graph import global_average_pools
@@ -104,18 +105,16 @@ def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str) -> N
         )
         program.save(path)
     proto = onnx.load(path)
-    if global_average_pools(proto):  # ONNX Runtime has an int8 kernel for GlobalAveragePool, none for ReduceMean
-        onnx.save(proto, path)
+    global_average_pools(proto)
+    set_metadata(proto, header)
+    onnx.save(proto, path)
 
 
-def _add_metadata(path: str, header: dict[str, str]) -> None:
-    import onnx
-
-    proto = onnx.load(path)
+def set_metadata(proto, header: dict[str, str]) -> None:
+    """Add `header` to the metadata of a loaded ONNX model."""
     for key, value in header.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, path)
 
 
 def _verify(path: str, model: MobileNet, in_chans: int, resolution: int, batch: int, seed: int) -> tuple[float, float]:

@@ -14,7 +14,7 @@ import torch
 
 from mobilenet.data.transforms import normalize
 from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
-from mobilenet.deploy.onnx import _add_metadata, read_metadata
+from mobilenet.deploy.onnx import read_metadata, set_metadata
 from mobilenet.weights import atomic_write
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -46,8 +46,8 @@ def quantize_onnx(
             Runtime h-swish and h-sigmoid then run in float between DequantizeLinear and QuantizeLinear. By default
             they become ONNX Runtime's QLinearAdd/QLinearMul (com.microsoft), which other runtimes may lack.
         float_stem: keep the convolutions that read the image in float. ONNX Runtime's int8 kernel for a convolution
-            with 3 input channels is slower than its fp32 one: keeping it float made V2 8-15% faster and V3-Small
-            13% faster at 224 px (docs/deploy.md), and costs a few hundred float weights.
+            with 3 input channels is slower than its fp32 one (0.57-0.84x in `benchmarks/profile_ort.py`, see
+            docs/deploy.md); keeping it float costs a few hundred float weights.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -113,16 +113,13 @@ def quantize_onnx(
                 nodes_to_exclude=excluded or None,
                 calibration_cache_path=None,
             )
-            lowered = 0
-            if not portable:
-                proto = onnx.load(target)
-                lowered = lower_hard_activations(proto)
-                if lowered:
-                    onnx.save(proto, target)
-            _add_metadata(target, {**metadata, "quantization": f"int8 QDQ, {method} on {samples} images, "
-                                   f"per_channel={per_channel}, activations={activations}, "
-                                   f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
-                                   f"{'stem in float' if float_stem and stem else 'stem in int8'}"})  # fmt: skip
+            proto = onnx.load(target)
+            lowered = 0 if portable else lower_hard_activations(proto)
+            set_metadata(proto, {**metadata, "quantization": f"int8 QDQ, {method} on {samples} images, "
+                                 f"per_channel={per_channel}, activations={activations}, "
+                                 f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
+                                 f"{'stem in float' if float_stem and stem else 'stem in int8'}"})  # fmt: skip
+            onnx.save(proto, target)
             for leftover in Path(".").glob("augmented_model*.onnx"):  # some ORT versions leave their calibration model
                 leftover.unlink()
 
