@@ -213,3 +213,110 @@ def test_augmentation_is_deterministic_per_generator(fashion):
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert a.shape == x.shape
+
+
+def test_hostile_idx_gzip_is_refused_by_its_header_before_inflating(tmp_path):
+    """A header announcing more than the split can hold is refused after 8 bytes; a stream longer than its header
+    is refused after one byte more than the header announced: never inflated whole (3.4 GB in the report)."""
+    import tracemalloc
+
+    huge = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(huge, "wb") as handle:
+        handle.write(struct.pack(">HBB3I", 0, 0x08, 3, 4_000_000_000, 28, 28))
+        handle.write(bytes(1 << 20))
+    with pytest.raises(DatasetError, match="announces"):
+        datasets.read_idx(huge, max_bytes=60_000 * 28 * 28)
+    long = tmp_path / "long.gz"
+    with gzip.open(long, "wb") as handle:
+        handle.write(struct.pack(">HBB3I", 0, 0x08, 3, 10, 28, 28))
+        for _ in range(64):  # 64 MB of zeros behind a 7,840-byte header: ~64 KB compressed
+            handle.write(bytes(1 << 20))
+    tracemalloc.start()
+    with pytest.raises(DatasetError, match="more than 7840 bytes"):
+        datasets.read_idx(long)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20  # what the header announced and some buffers, not the 64 MB stream
+
+
+def _gray_image(mode, value, high):
+    """A 4x8 image of `mode` whose left half is 0 and right half `value` (of a range ending at `high`)."""
+    from PIL import Image
+
+    array = np.zeros((4, 8), dtype=np.float32 if mode == "F" else np.int32 if mode == "I" else np.uint16)
+    array[:, 4:] = value
+    if mode == "F":
+        return Image.fromarray(array, "F")
+    if mode == "I":
+        return Image.fromarray(array.astype(np.int32), "I")
+    return Image.fromarray(array.astype(np.uint16)).convert(mode) if mode != "I;16" else Image.fromarray(array)
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "high", "suffix"),
+    [
+        ("I;16", 32768, 65535, ".png"),  # a 16-bit PNG: was read as white
+        ("I;16", 65535, 65535, ".tif"),
+        ("I", 32768, 65535, ".tif"),  # how Pillow opens 16-bit TIFFs and older 16-bit PNGs
+        ("F", 0.5, 1.0, ".tif"),  # float images in [0, 1]
+    ],
+)
+def test_high_bit_depth_images_are_read_by_their_real_range(tmp_path, mode, value, high, suffix):
+    path = tmp_path / f"image{suffix}"
+    _gray_image(mode, value, high).save(path)
+    expected = round(255 * value / high)
+    for channels in (1, 3):
+        image = load_image(path, 4, channels=channels)
+        assert image.shape == (channels, 4, 4)
+        assert int(image[0, 0, 0]) == 0
+        assert abs(int(image[0, 0, 3]) - expected) <= 1
+
+
+def test_float_image_outside_0_1_is_scaled_from_its_own_range(tmp_path):
+    from PIL import Image
+
+    array = np.linspace(-3.0, 5.0, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(array, "F").save(tmp_path / "depth.tif")
+    image = load_image(tmp_path / "depth.tif", 8, channels=1)
+    assert int(image.min()) == 0
+    assert int(image.max()) == 255
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA", "I", "F", "I;16"])
+def test_every_pillow_mode_is_read(tmp_path, mode):
+    from PIL import Image
+
+    path = tmp_path / "image.tif"
+    Image.new(mode, (10, 6)).save(path)
+    assert load_image(path, 6, channels=3).shape == (3, 6, 6)
+    assert load_image(path, 6, channels=1).shape == (1, 6, 6)
+
+
+def test_an_unconvertible_mode_names_the_file(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "lab.tif"
+    Image.new("LAB", (4, 4)).save(path)
+    with pytest.raises(ValueError, match=r"lab\.tif: mode LAB cannot be converted"):
+        load_image(path, 4, channels=1)  # Pillow has LAB -> RGB, not LAB -> L
+
+
+def test_a_decompression_bomb_is_refused_without_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.new("L", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 pixels: over the limit (2x: an error, 1x: a warning)
+    with pytest.raises(ValueError, match=r"bomb\.png: refused as a possible decompression bomb"):
+        load_image(tmp_path / "bomb.png", 16)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # over the limit but under twice it: Pillow only warns
+    with pytest.raises(ValueError, match="decompression bomb"):
+        load_image(tmp_path / "bomb.png", 16)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"pipe\.png: not a regular file"):
+        load_image(fifo, 16)

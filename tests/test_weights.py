@@ -109,3 +109,54 @@ def test_missing_file(tmp_path):
 def test_foreign_safetensors_points_to_convert():
     with pytest.raises(ValueError, match="from_torchvision"):
         load(FIXTURES / "torchvision_mobilenet_v2_w0.5_c10.safetensors")
+
+
+def _resave(path, tensors=None, metadata=None):
+    """Rewrite a checkpoint with changed tensors or metadata, as a broken or hostile file would be."""
+    from safetensors.torch import save_file
+
+    stored, header = read_safetensors(path)
+    save_file({**stored, **(tensors or {})}, str(path), metadata={**header, **(metadata or {})})
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_weights_of_the_wrong_kind_are_refused_not_cast(tmp_path, dtype):
+    path = save(create_model("mobilenet_v2", alpha=0.35, num_classes=10), tmp_path / "m.safetensors")
+    weight = read_safetensors(path)[0]["classifier.weight"]
+    _resave(path, {"classifier.weight": weight.to(dtype)})
+    with pytest.raises(ValueError, match=r"(?s)dtype mismatch.*classifier\.weight: expected torch\.float32"):
+        load(path)
+
+
+def test_half_precision_weights_load_exactly_upcast(tmp_path):
+    model = create_model("mobilenet_v2", alpha=0.35, num_classes=10)
+    path = save(model, tmp_path / "m.safetensors")
+    half = read_safetensors(path)[0]["classifier.weight"].half()
+    _resave(path, {"classifier.weight": half})
+    assert torch.equal(load(path).classifier.weight, half.float())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    path = save(create_model("mobilenet_v2", alpha=0.35, num_classes=10), tmp_path / "m.safetensors")
+    weight = read_safetensors(path)[0]["classifier.weight"].clone()
+    weight[0, 0] = bad
+    _resave(path, {"classifier.weight": weight})
+    with pytest.raises(ValueError, match=r"(?s)not finite.*classifier\.weight: 1 NaN or infinite"):
+        load(path)
+
+
+def test_a_config_claiming_a_billion_classes_is_checked_before_anything_is_allocated(tmp_path):
+    path = save(create_model("mobilenet_v2", alpha=0.35, num_classes=10), tmp_path / "m.safetensors")
+    config = json.loads(read_safetensors(path)[1][CONFIG_KEY]) | {"num_classes": 10**9}
+    _resave(path, metadata={CONFIG_KEY: json.dumps(config)})
+    with pytest.raises(ValueError, match=r"m\.safetensors: its tensors do not fit the model its config describes"):
+        load(path)
+
+
+@pytest.mark.parametrize("stored", ["not json", "[1, 2]", json.dumps({"name": "mobilenet_v2", "alpha": -1})])
+def test_a_broken_stored_config_names_the_file(tmp_path, stored):
+    path = save(create_model("mobilenet_v2", alpha=0.35, num_classes=10), tmp_path / "m.safetensors")
+    _resave(path, metadata={CONFIG_KEY: stored})
+    with pytest.raises(ValueError, match=r"m\.safetensors: its (stored config|mobilenet\.config metadata)"):
+        load(path)

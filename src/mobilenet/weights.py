@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,26 +14,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from mobilenet._io import atomic_write
 from mobilenet.model import MobileNet, build
 from mobilenet.resolve import make_config
 
 FORMAT = "mobilenet"
 CONFIG_KEY = "mobilenet.config"
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call `write(tmp_path)`, then move the finished file over `path`: a crash never leaves half a file there."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def save(model: MobileNet, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
@@ -74,7 +59,13 @@ def _config_from_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) 
             f"{path} holds no mobilenet config, so it was not written by mobilenet.save; for torchvision weights "
             "use mobilenet.convert.from_torchvision (or `mobilenet convert`)"
         )
-    return json.loads(metadata[CONFIG_KEY])
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its {CONFIG_KEY} metadata is not JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: its {CONFIG_KEY} metadata is not a JSON object")
+    return config
 
 
 def load(path: str | os.PathLike) -> MobileNet:
@@ -83,10 +74,22 @@ def load(path: str | os.PathLike) -> MobileNet:
 
 
 def load_with_metadata(path: str | os.PathLike) -> tuple[MobileNet, dict[str, str]]:
-    """`load(path)` and the file's metadata (classes, normalization, image size, ...), reading the file once."""
+    """`load(path)` and the file's metadata (classes, normalization, image size, ...), reading the file once.
+
+    The config the file claims is checked against the tensors it holds on the meta device first, so that a file
+    claiming a billion classes fails with a message instead of allocating them.
+    """
     tensors, metadata = read_safetensors(path)
-    model = build(make_config(**_config_from_metadata(path, metadata)))
-    load_state_dict(model, tensors, source=str(path))
+    try:
+        config = make_config(**_config_from_metadata(path, metadata))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its stored config is not valid ({error})") from None
+    problems = state_dict_mismatch(build(config, device="meta").state_dict(), tensors)
+    if problems:
+        described = _describe_config(config)
+        raise ValueError(f"{path}: its tensors do not fit the model its config describes ({described}):\n{problems}")
+    model = build(config)
+    model.load_state_dict(tensors, strict=True)
     return model.eval(), metadata
 
 
@@ -107,16 +110,34 @@ def load_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], s
 
 
 def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> str:
-    """A readable list of the keys where `given` does not fit `expected`; empty when it fits."""
+    """A readable list of the keys where `given` does not fit `expected`; empty when it fits.
+
+    Besides names and shapes, a tensor must hold the kind of number its place expects (floating point where the
+    model has floating point, any precision; integers where it counts), and floating-point values must be finite:
+    integer, boolean or NaN weights would load and then compute garbage.
+    """
     missing = [key for key in expected if key not in given]
     unexpected = [key for key in given if key not in expected]
+    common = [key for key in expected if key in given]
     shapes = [
         f"{key}: expected {tuple(expected[key].shape)}, got {tuple(given[key].shape)}"
-        for key in expected
-        if key in given and tuple(expected[key].shape) != tuple(given[key].shape)
+        for key in common
+        if tuple(expected[key].shape) != tuple(given[key].shape)
+    ]
+    dtypes = [
+        f"{key}: expected {expected[key].dtype}, got {given[key].dtype}"
+        for key in common
+        if expected[key].is_floating_point() != given[key].is_floating_point()
+        or (not expected[key].is_floating_point() and given[key].dtype == torch.bool)
+    ]
+    nonfinite = [
+        f"{key}: {int((~torch.isfinite(given[key])).sum())} NaN or infinite value(s)"
+        for key in common
+        if given[key].is_floating_point() and given[key].device.type != "meta" and not torch.isfinite(given[key]).all()
     ]
     lines = []
-    for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes),
+                        ("dtype mismatch", dtypes), ("not finite", nonfinite)):  # fmt: skip
         if keys:
             shown = "\n    ".join(keys[:12])
             more = f"\n    ... and {len(keys) - 12} more" if len(keys) > 12 else ""
@@ -124,8 +145,10 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str
     return "\n".join(lines)
 
 
+def _describe_config(config) -> str:
+    return f"{config.name} (alpha={config.alpha}, num_classes={config.num_classes}, options={config.options})"
+
+
 def _describe(model: torch.nn.Module) -> str:
     config = getattr(model, "config", None)
-    if config is None:
-        return type(model).__name__
-    return f"{config.name} (alpha={config.alpha}, num_classes={config.num_classes}, options={config.options})"
+    return type(model).__name__ if config is None else _describe_config(config)

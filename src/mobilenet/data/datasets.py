@@ -13,11 +13,14 @@ import struct
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from mobilenet._io import umask
 
 
 class DatasetError(ValueError):
@@ -157,31 +160,45 @@ def _find(root: Path, stem: str) -> Path:
                        f"reachable")  # fmt: skip
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzipped or not) as a uint8 array, validated against its own header."""
+def read_idx(path: Path, max_bytes: int = 1 << 30) -> np.ndarray:
+    """An IDX file (gzipped or not) as a uint8 array, validated against its own header.
+
+    The header is read and checked first, and no more than the bytes it announces (at most `max_bytes`) are ever
+    inflated: a hostile gzip cannot make this allocate more than the header says, and the header cannot ask for
+    more than `max_bytes`.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as error:
+            head = handle.read(4)
+            if len(head) < 4:
+                raise DatasetError(f"{path}: {len(head)} bytes, too short for an IDX header")
+            zero, dtype, ndim = struct.unpack(">HBB", head)
+            if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
+                raise DatasetError(f"{path}: bad IDX magic {head.hex()} (want 00000801 labels or 00000803 images)")
+            raw = handle.read(4 * ndim)
+            if len(raw) < 4 * ndim:
+                raise DatasetError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", raw)
+            size = int(np.prod(dims, dtype=np.int64))
+            if size > max_bytes:
+                raise DatasetError(f"{path}: its header {dims} announces {size:,} bytes, over the {max_bytes:,} "
+                                   f"this reader accepts: not an MNIST-style file")  # fmt: skip
+            data = handle.read(size)
+            extra = handle.read(1)
+    except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{path}: cannot be read ({error}); the file may be truncated or not gzip") from error
-    if len(data) < 4:
-        raise DatasetError(f"{path}: {len(data)} bytes, too short for an IDX header")
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
-        raise DatasetError(f"{path}: bad IDX magic {data[:4].hex()} (want 00000801 labels or 00000803 images)")
-    header = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = header + int(np.prod(dims))
-    if len(data) != expected:
-        raise DatasetError(f"{path}: {len(data)} bytes, but its header {dims} needs {expected}: truncated or corrupt")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    if len(data) != size or extra:
+        found = f"{len(data)}" if not extra else f"more than {size}"
+        raise DatasetError(f"{path}: {found} bytes of data, but its header {dims} needs {size}: truncated or corrupt")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _read_idx_pair(name: str, root: Path, split: str) -> ArrayDataset:
     info = DATASETS[name]
     image_path, label_path = (_find(root, stem) for stem in _IDX_FILES[split])
-    images, labels = read_idx(image_path), read_idx(label_path)
+    count = _IDX_COUNTS[split]  # no more is ever inflated than the split can hold
+    images, labels = read_idx(image_path, count * info.size**2), read_idx(label_path, count)
     if images.ndim != 3 or images.shape[1:] != (info.size, info.size):
         raise DatasetError(f"{image_path}: images of shape {images.shape[1:]}, expected ({info.size}, {info.size})")
     if labels.ndim != 1:
@@ -251,6 +268,7 @@ def _download(name: str, root: Path, timeout: float = 30.0) -> None:
         if _md5(Path(tmp)) != md5:
             os.unlink(tmp)
             raise DatasetError(f"{url}: checksum mismatch (want MD5 {md5}); the download is corrupt, try again")
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: the file gets what a plain open() would
         os.replace(tmp, target)
     if name == "cifar10" and not (root / "cifar-10-batches-bin").is_dir():
         with tarfile.open(root / "cifar-10-binary.tar.gz") as archive:

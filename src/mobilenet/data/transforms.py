@@ -3,6 +3,7 @@ and the resize / center-crop pipeline for files."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import torch
@@ -73,24 +74,67 @@ def augment_batch(
     return x
 
 
+def _to_8bit(image, channels: int):
+    """`image` of any Pillow mode as 8-bit "RGB" or "L", scaled from its real value range: 16-bit modes ("I;16*",
+    and "I" holding values within 0..65535, as Pillow opens 16-bit PNG and TIFF) by 65535, float ("F") by 1 when its
+    values lie in [0, 1], any other "I" or "F" image from its own minimum to maximum. (`Image.convert` clips them
+    at 255 instead, which turns a 16-bit photograph white.)"""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+            low, high = 0.0, 65535.0
+        elif image.mode == "F" and low >= 0 and high <= 1:
+            low, high = 0.0, 1.0
+        elif not np.isfinite([low, high]).all():
+            raise ValueError(f"mode {image.mode} image with non-finite values")
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        image = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+    try:
+        return image.convert("RGB" if channels == 3 else "L")
+    except ValueError as error:
+        raise ValueError(f"mode {image.mode} cannot be converted ({error})") from None
+
+
 def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
-    """A PNG/JPEG of any size or mode as uint8 (channels, size, size): converted to RGB or grayscale, shorter side
-    resized to size / 0.875 (or to size when that is the stored size), center-cropped."""
+    """A PNG/JPEG of any size or mode as uint8 (channels, size, size): converted to RGB or grayscale by its real
+    value range (`_to_8bit`), shorter side resized to size / 0.875 (or to size when that is the stored size),
+    center-cropped.
+
+    Raises ValueError naming the file when it is not a regular file (a FIFO would block the read), not an image, or
+    larger than Pillow's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`): memory stays bounded.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L")
-            short = min(image.size)
-            resize_to = size if short == size else round(size / 0.875)
-            scale = resize_to / short
-            image = image.resize(
-                (max(resize_to, round(image.width * scale)), max(resize_to, round(image.height * scale))),
-                Image.BILINEAR,
-            )
-            left, top = (image.width - size) // 2, (image.height - size) // 2
-            image = image.crop((left, top, left + size, top + size))
-            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError) as error:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = _to_8bit(image, channels)
+        short = min(image.size)
+        resize_to = size if short == size else round(size / 0.875)
+        scale = resize_to / short
+        image = image.resize(
+            (max(resize_to, round(image.width * scale)), max(resize_to, round(image.height * scale))),
+            Image.BILINEAR,
+        )
+        left, top = (image.width - size) // 2, (image.height - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+        data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from error
+    except ValueError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: {error}") from None
     return data.view(size, size, channels).permute(2, 0, 1).contiguous()

@@ -13,6 +13,7 @@ import io
 import time
 from pathlib import Path
 
+from mobilenet._io import check_output, write_text
 from mobilenet.bench.select import Candidate, Choice
 from mobilenet.cost.roofline import HardwareProfile, machine_id
 
@@ -223,8 +224,7 @@ def write_report(
     measure_layers: bool = True,
 ) -> Path:
     """Render the report to `path` (written atomically) and return it."""
-    from mobilenet.weights import atomic_write
-
+    check_output(path)  # before the measurements: a path that cannot be written fails now, not after them
     pareto = plot_pareto(choice, latency_ms, size_mb)
     roof_png, roof, check = plot_roofline(roofline_model, 224, hardware, measure_layers)
     kinds_png, shares, kinds = plot_cost_by_kind()
@@ -329,4 +329,4 @@ def write_report(
         "</body></html>",
     ]
     text = "\n".join(parts)
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return write_text(path, text)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mobilenet._io import atomic_write
 from mobilenet.data.transforms import normalize
 
 
@@ -38,10 +39,14 @@ def evaluate(
     A module is put in eval mode and channels_last memory format (values unchanged; PyTorch's CPU convolutions are
     faster in it, see `mobilenet bench --backend torch` against `torch-fused`), and fed channels_last batches.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    indices = torch.arange(len(dataset)) if indices is None else indices
+    if len(indices) == 0:
+        raise ValueError("nothing to evaluate: the dataset (or the chosen indices) holds no image")
     channels_last = isinstance(predict, torch.nn.Module)
     if channels_last:
         predict.eval().to(memory_format=torch.channels_last)
-    indices = torch.arange(len(dataset)) if indices is None else indices
     classes = dataset.classes
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     top5_hits, loss_sum = 0, 0.0
@@ -51,6 +56,11 @@ def evaluate(
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = predict(x).float().cpu()  # the model may run on a GPU; labels and tallies stay here
+        if logits.ndim != 2 or logits.shape[0] != len(labels) or logits.shape[1] != len(classes):
+            raise ValueError(f"the model's output has shape {tuple(logits.shape)}; {dataset.info.name} needs "
+                             f"({len(labels)}, {len(classes)}): one score per class")  # fmt: skip
+        if not torch.isfinite(logits).all():
+            raise ValueError("the model computed NaN or infinite logits: its weights (or inputs) are broken")
         loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
         k = min(5, logits.shape[1])
         top5_hits += (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
@@ -93,5 +103,7 @@ def plot_confusion(result: EvalResult, classes: tuple[str, ...], path: str, titl
     ax.set_ylabel("true")
     ax.set_title(title or f"top-1 {result.top1:.2f}% on {result.samples} images", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
