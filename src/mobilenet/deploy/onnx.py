@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobilenet._io import atomic_write, check_output
 from mobilenet.deploy.fuse import fuse
 from mobilenet.model import MobileNet
-from mobilenet.weights import atomic_write
 
 MIN_OPSET = 17  # h-swish and h-sigmoid need >= 14; 17 gives LayerNormalization-era op versions ORT optimizes well
 TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
@@ -50,8 +51,10 @@ def export_onnx(
     """
     if not isinstance(model, MobileNet):
         raise TypeError(f"export_onnx() takes a mobilenet.MobileNet, got {type(model).__name__}")
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (h-swish needs 14), got {opset}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
+        raise ValueError(f"opset must be >= {MIN_OPSET} (h-swish needs 14) and <= {max_opset()} (the newest the "
+                         f"installed onnx package knows), got {opset!r}")  # fmt: skip
+    check_output(path)
     if model.config.features_only:
         raise ValueError("export a classifier: the model was built with features_only=True")
     from mobilenet.resolve import check_resolution
@@ -70,9 +73,14 @@ def export_onnx(
     measured: list[tuple[float, float]] = []
 
     def write(tmp: str) -> None:
-        _export(fused, example, opset, tmp, header)
+        written = _export(fused, example, opset, tmp, header)
+        if written != opset:
+            raise ValueError(f"the exporter wrote opset {written}, not the {opset} asked for; {target} was not written")
         diff, scale = _verify(tmp, fused, model.config.in_chans, resolution, check_batch, seed)
-        if diff > TOLERANCE * max(scale, 1e-12):
+        if not math.isfinite(scale):
+            raise ValueError(f"PyTorch's own output holds NaN or infinite values: the model's weights are broken; "
+                             f"{target} was not written")  # fmt: skip
+        if not diff <= TOLERANCE * max(scale, 1e-12):  # NaN fails too
             raise ValueError(
                 f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (output scale {scale:.3g}), more "
                 f"than {TOLERANCE:g} of scale; {target} was not written"
@@ -84,9 +92,16 @@ def export_onnx(
     return ExportReport(target, opset, resolution, diff, scale)
 
 
-def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str, header: dict[str, str]) -> None:
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package defines (the exporter cannot write a newer one)."""
+    import onnx
+
+    return onnx.defs.onnx_opset_version()
+
+
+def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str, header: dict[str, str]) -> int:
     """Export with torch.export, then write global pools as GlobalAveragePool (ONNX Runtime has an int8 kernel for it,
-    none for ReduceMean) and `header` into the metadata."""
+    none for ReduceMean) and `header` into the metadata; return the opset the file declares."""
     import onnx
 
     from mobilenet.deploy.graph import global_average_pools
@@ -108,6 +123,7 @@ def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str, head
     global_average_pools(proto)
     set_metadata(proto, header)
     onnx.save(proto, path)
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def set_metadata(proto, header: dict[str, str]) -> None:
@@ -125,7 +141,8 @@ def _verify(path: str, model: MobileNet, in_chans: int, resolution: int, batch: 
     with torch.no_grad():
         expected = model(x).numpy()
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
+    scale = float(np.abs(expected).max()) if np.isfinite(expected).all() else math.inf
+    return float(np.abs(got - expected).max()), scale
 
 
 class _quiet_exporter:

@@ -1,17 +1,19 @@
 """`Classifier`: top-k labels for image files of any size or mode, from an ONNX file or a checkpoint, each read
-as its own metadata says (labels, input size, channels, normalization)."""
+as its own metadata says (labels, input size, channels, normalization: `mobilenet.metadata.input_spec`)."""
 
 from __future__ import annotations
 
-import json
 import os
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from mobilenet.data.datasets import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD
+from mobilenet.data.datasets import IMAGE_SUFFIXES
 from mobilenet.data.transforms import load_image, normalize
+from mobilenet.metadata import input_spec
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,43 @@ class Prediction:
 
     def to_dict(self) -> dict[str, object]:
         return {"image": self.source, "top": [{"label": label, "probability": p} for label, p in self.top]}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be classified, and why."""
+
+    source: str
+    error: str
+
+
+def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Failure]]:
+    """The image files named by `paths`: files as given, folders searched recursively for regular files with an
+    image suffix (FIFOs, sockets and devices there are skipped: reading one would block); anything else is a
+    `Failure`."""
+    files: list[Path] = []
+    failures: list[Failure] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                try:
+                    regular = stat.S_ISREG(found.stat().st_mode)
+                except OSError as error:
+                    failures.append(Failure(str(found), f"cannot be read ({error.strerror})"))
+                    continue
+                if regular:
+                    files.append(found)
+                elif not found.is_dir():
+                    failures.append(Failure(str(found), "not a regular file; skipped"))
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            failures.append(Failure(str(path), "not a regular file or folder"))
+        else:
+            failures.append(Failure(str(path), "no such file or directory"))
+    return files, failures
 
 
 class Classifier:
@@ -34,59 +73,82 @@ class Classifier:
             from mobilenet.deploy.runtime import OnnxModel
 
             model = OnnxModel(self.path, threads)
-            metadata = model.metadata
-            self.size, self.channels = model.input_size, model.in_chans
+            self.spec = model.spec
+            self.num_classes = model.num_classes
             self._run = model
         else:
             from mobilenet.weights import load_with_metadata
 
             network, metadata = load_with_metadata(self.path)
-            self.size = int(metadata.get("image_size", 32 if network.config.small_input else 224))
-            self.channels = network.config.in_chans
+            config = network.config
+            self.spec = input_spec(self.path, metadata, config.in_chans, config.num_classes,
+                                   default_size=32 if config.small_input else 224)  # fmt: skip
+            self.num_classes = config.num_classes
 
             def run(x: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     return network(x)
 
             self._run = run
-        default_mean, default_std = (IMAGENET_MEAN, IMAGENET_STD) if self.channels == 3 else ((0.5,), (0.5,))
-        self.mean = tuple(json.loads(metadata["mean"])) if "mean" in metadata else default_mean
-        self.std = tuple(json.loads(metadata["std"])) if "std" in metadata else default_std
-        labels = metadata.get("labels") or metadata.get("classes")
-        self.labels: list[str] | None = json.loads(labels) if labels else None
+        self.size, self.channels = self.spec.size, self.spec.channels
+        self.mean, self.std = self.spec.mean, self.spec.std
+        self.labels: list[str] | None = list(self.spec.labels) if self.spec.labels else None
+
+    def _top(self, batch: torch.Tensor, k: int) -> list[list[tuple[str, float]]]:
+        logits = self._run(normalize(batch, self.mean, self.std)).float()
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"{self.path} computed NaN or infinite logits: its weights are broken")
+        values, indices = logits.softmax(1).topk(min(k, logits.shape[1]), dim=1)
+        return [[(self.labels[i] if self.labels else str(i), p) for i, p in zip(row_i, row_p, strict=True)]
+                for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)]  # fmt: skip
 
     def predict(self, images: list[str | os.PathLike], k: int = 5, batch_size: int = 64) -> list[Prediction]:
         """Top-k predictions per image file. Raises ValueError naming the file for one that is not an image: use
-        `predict_files` to classify the others anyway."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        `classify` to classify the others anyway."""
+        _check_k(k, batch_size)
         results = []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             batch = torch.stack([load_image(path, self.size, self.channels) for path in chunk])
-            probabilities = self._run(normalize(batch, self.mean, self.std)).float().softmax(1)
-            values, indices = probabilities.topk(min(k, probabilities.shape[1]), dim=1)
-            for path, row_p, row_i in zip(chunk, values.tolist(), indices.tolist(), strict=True):
-                top = [(self.labels[i] if self.labels else str(i), p) for i, p in zip(row_i, row_p, strict=True)]
-                results.append(Prediction(str(path), top))
+            results += [Prediction(str(path), top) for path, top in zip(chunk, self._top(batch, k), strict=True)]
         return results
+
+    def classify(
+        self, paths: Iterable[str | os.PathLike], k: int = 5, batch_size: int = 64
+    ) -> Iterator[Prediction | Failure]:
+        """A `Prediction` or a `Failure` for every image file named by `paths` (files, and folders searched as
+        `find_images` does), in order, a batch of `batch_size` files at a time: a file that cannot be read is a
+        `Failure` and does not stop the others."""
+        _check_k(k, batch_size)
+        files, failures = find_images(paths)
+        yield from failures
+        for start in range(0, len(files), batch_size):
+            loaded: list[tuple[Path, torch.Tensor]] = []
+            outcomes: dict[Path, Prediction | Failure] = {}
+            for path in files[start : start + batch_size]:
+                try:
+                    loaded.append((path, load_image(path, self.size, self.channels)))
+                except ValueError as error:
+                    outcomes[path] = Failure(str(path), str(error).removeprefix(f"{path}: "))
+            if loaded:
+                tops = self._top(torch.stack([image for _, image in loaded]), k)
+                outcomes |= {path: Prediction(str(path), top) for (path, _), top in zip(loaded, tops, strict=True)}
+            yield from (outcomes[path] for path in files[start : start + batch_size])
 
     def predict_files(self, paths: list[str | os.PathLike], k: int = 5) -> tuple[list[Prediction], dict[str, str]]:
         """(predictions, {file: error}) for files and folders (searched for images); a bad file does not stop the
         others."""
-        files: list[Path] = []
-        errors: dict[str, str] = {}
-        for path in map(Path, paths):
-            if path.is_dir():
-                files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            elif path.is_file():
-                files.append(path)
+        predictions, errors = [], {}
+        for outcome in self.classify(paths, k):
+            if isinstance(outcome, Prediction):
+                predictions.append(outcome)
             else:
-                errors[str(path)] = "no such file or directory"
-        predictions = []
-        for path in files:
-            try:
-                predictions += self.predict([path], k)
-            except ValueError as error:
-                errors[str(path)] = str(error)
+                errors[outcome.source] = outcome.error
         return predictions, errors
+
+
+def _check_k(k: int, batch_size: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -5,19 +5,23 @@ its int8 contrib operators (`mobilenet.deploy.graph`), unless the file must stay
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mobilenet._io import InputError, atomic_write, check_output
 from mobilenet.data.transforms import normalize
 from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
 from mobilenet.deploy.onnx import read_metadata, set_metadata
-from mobilenet.weights import atomic_write
+from mobilenet.deploy.runtime import OnnxModel
 
 METHODS = ("minmax", "entropy", "percentile")
+# Operators only a quantized graph holds: a file with any of them is not an fp32 model to quantize.
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "ConvInteger",
+                           "MatMulInteger"})  # fmt: skip
 
 
 def quantize_onnx(
@@ -65,9 +69,17 @@ def quantize_onnx(
         raise ValueError(f"activations must be 'uint8' or 'int8', got {activations!r}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    check_output(out_path)
     metadata = read_metadata(model_path)
-    size = int(metadata.get("input_size", 224))
-    channels = int(metadata.get("in_chans", 3))
+    source = onnx.load(str(model_path))  # read_metadata has named the file if it is not ONNX
+    quantized = sorted({n.op_type for n in source.graph.node if n.op_type in QUANTIZED_OPS})
+    if quantized:
+        raise InputError(f"{model_path} is already quantized (it holds {', '.join(quantized)}); quantize the fp32 "
+                         f"file that `mobilenet export` wrote")  # fmt: skip
+    if not any(n.op_type == "Conv" for n in source.graph.node):
+        raise InputError(f"{model_path} has no convolution: not a MobileNet exported by `mobilenet export`")
+    spec = OnnxModel(model_path).spec  # the metadata, checked against the graph
+    size, channels = spec.size, spec.channels
     if channels != calibration.info.channels:
         raise ValueError(f"{model_path} takes {channels} channel(s); the calibration images have "
                          f"{calibration.info.channels}")  # fmt: skip
@@ -87,7 +99,7 @@ def quantize_onnx(
     calibrators = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                    "percentile": CalibrationMethod.Percentile}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        prepared, source = Path(tmp) / "prepared.onnx", onnx.load(str(model_path))
+        prepared = Path(tmp) / "prepared.onnx"
         if global_average_pools(source):  # files exported before export_onnx wrote GlobalAveragePool itself
             model_path = Path(tmp) / "pooled.onnx"
             onnx.save(source, str(model_path))
@@ -120,9 +132,6 @@ def quantize_onnx(
                                  f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
                                  f"{'stem in float' if float_stem and stem else 'stem in int8'}"})  # fmt: skip
             onnx.save(proto, target)
-            for leftover in Path(".").glob("augmented_model*.onnx"):  # some ORT versions leave their calibration model
-                leftover.unlink()
+            OnnxModel(target)  # the file must load and be the classifier it was: never move a broken file into place
 
-        result = atomic_write(out_path, write)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result
+        return atomic_write(out_path, write)
