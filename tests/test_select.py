@@ -151,3 +151,134 @@ def test_tfslim_v1_checkpoint_macs_reproduce_or_are_documented(row):
         assert abs(counted - row.macs_m) > 1  # still a mismatch: the note stays true
     else:
         assert abs(counted - row.macs_m) <= 1
+
+
+def _results(tmp_path, rows):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 150}], r"entry 0: top-1 must be a percentage in \[0, 100\]"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": float("nan")}], "entry 0: top-1 must be a percentage"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": "95"}], "entry 0: top-1 must be a percentage"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": True}], "entry 0: top-1 must be a percentage"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90}, {"model": "mobilenet_v2", "alpha": 1, "top1": 91}],
+         "entries 0 and 1 are the same configuration"),
+        ([{"model": "mobilenet_v2", "alpha": -1, "top1": 90}], "entry 0: alpha"),
+        ([{"model": "mobilenet_v9", "alpha": 1.0, "top1": 90}], "entry 0: unknown model"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "options": {"bogus": 1}}], "entry 0: .*bogus"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "resolution": 0}], "entry 0: resolution"),
+        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "small_input": False}], "entry 0: resolution 28"),
+    ],
+)  # fmt: skip
+def test_accuracy_file_refuses_what_would_rank_wrongly(tmp_path, rows, message):
+    with pytest.raises(ValueError, match=f"accuracy file .*results.json.*{message}"):
+        entries_from_file(_results(tmp_path, rows))
+
+
+def test_accuracy_file_that_is_not_utf8_names_the_file(tmp_path):
+    (tmp_path / "results.json").write_bytes(b"\xff\xfe[")
+    with pytest.raises(ValueError, match=r"accuracy file .*results\.json is not JSON"):
+        entries_from_file(tmp_path / "results.json")
+
+
+MEASURED = {"median_ms": 1.0, "p10_ms": 0.9, "p90_ms": 1.1, "runs": 30, "spread": 1.2, "size_mb": 1.0,
+            "measured_at": "2026-11-30 09:00"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe not utf-8",
+        b"{not json",
+        json.dumps({"entries": [MEASURED]}).encode(),
+        json.dumps({"entries": {"good": MEASURED, "string": "1.0 ms"}}).encode(),
+        json.dumps({"entries": {"good": MEASURED, "short": {"median_ms": 1.0}}}).encode(),
+        json.dumps({"entries": {"good": MEASURED, "negative": MEASURED | {"median_ms": -1.0}}}).encode(),
+        json.dumps([1, 2, 3]).encode(),
+    ],
+)
+def test_a_broken_cache_is_set_aside_with_one_warning_and_rebuilt(tmp_path, capsys, content):
+    path = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).path
+    path.write_bytes(content)
+    cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1
+    assert str(path) in err
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == content
+    assert cache.data == ({"good": MEASURED} if b'"good"' in content else {})
+    cache.store("new", MEASURED)
+    assert set(json.loads(path.read_text())["entries"]) == set(cache.data) | {"new"}
+    assert LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data == cache.data  # rebuilt: it reads clean
+
+
+def test_concurrent_writers_merge_instead_of_overwriting(tmp_path):
+    first = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+    second = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)  # opened before either stored anything
+    first.store("a", MEASURED)
+    second.store("b", MEASURED | {"median_ms": 2.0})
+    first.store("c", MEASURED | {"median_ms": 3.0})
+    stored = json.loads(first.path.read_text())["entries"]
+    assert {key: value["median_ms"] for key, value in stored.items()} == {"a": 1.0, "b": 2.0, "c": 3.0}
+
+
+def test_concurrent_processes_lose_no_entry(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys; from mobilenet.bench.select import LatencyCache; "
+              "c = LatencyCache.open(sys.argv[1], 'machine', 'torch', 1, 1); "
+              "entry = {'median_ms': 1.0, 'p10_ms': 0.9, 'p90_ms': 1.1, 'runs': 30, 'spread': 1.2, 'size_mb': 1.0, "
+              "'measured_at': 'now'}; [c.store(f'{sys.argv[2]}-{i}', entry) for i in range(25)]")  # fmt: skip
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), name]) for name in "ab"]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    stored = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
+    assert len(stored) == 50
+
+
+def test_refresh_replaces_entries_one_by_one_and_an_interruption_keeps_the_rest(tmp_path, monkeypatch):
+    cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+    old = MEASURED | {"median_ms": 1000.0}
+    for entry in TINY:
+        cache.store(entry.key(), old)
+    import mobilenet.bench.latency as latency
+
+    real, calls = latency.make_runner, []
+
+    def interrupt_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(latency, "make_runner", interrupt_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, min_time_s=0.0, refresh=True)
+    stored = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
+    assert stored[TINY[0].key()]["median_ms"] < 1000.0  # measured again, replaced
+    assert stored[TINY[1].key()] == old  # not reached: the earlier figure stays
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_sweep_goes_on(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    cache = LatencyCache.open(tmp_path / "file" / "cache", "machine", "torch", 1, 1)
+    candidates = sel.sweep(TINY[:1], "torch", threads=1, cache=cache, progress=False, min_time_s=0.0)
+    assert candidates[0].latency_ms > 0
+    err = capsys.readouterr().err
+    assert err.count("cannot be written") == 1
+    assert "measuring without storing" in err
+
+
+def test_a_zero_budget_is_refused_before_the_sweep(capsys, monkeypatch):
+    from mobilenet import cli
+
+    monkeypatch.setattr(cli, "_sweep", lambda *a, **k: pytest.fail("swept before checking the budget"))
+    assert cli.main(["select", "--latency-ms", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "mobilenet select: error: argument --latency-ms: must be a number > 0, got '0'\n"  # one line

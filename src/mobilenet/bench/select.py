@@ -22,8 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobilenet._io import write_text
 from mobilenet.data.datasets import DATASETS
 from mobilenet.published import PUBLISHED, V1_CHECKPOINTS
+from mobilenet.resolve import check_resolution, make_config, resolve
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,33 @@ def published_entries() -> list[Entry]:
             for p in rows if p.top1 is not None]  # fmt: skip
 
 
+def _accuracy(path: Path, i: int, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ValueError(f"accuracy file {path}, entry {i}: top-1 must be a percentage in [0, 100], got {value!r}")
+    return float(value)
+
+
 def entries_from_file(path: str | os.PathLike) -> list[Entry]:
-    """The user's own results: a JSON list of objects with `model` (or `name`), `alpha` and `top1` (or `accuracy`);
-    optional `options`, `resolution`, `dataset` (default fashion-mnist: its size, channels and classes apply),
-    `small_input`, `num_classes`, `in_chans`. `weights/manifest.json` is such a file."""
+    """The user's own results: a JSON list of objects with `model` (or `name`), `alpha` and `top1` (or `accuracy`,
+    a percentage); optional `options`, `resolution`, `dataset` (default fashion-mnist: its size, channels and classes
+    apply), `small_input`, `num_classes`, `in_chans`. `weights/manifest.json` is such a file.
+
+    Raises ValueError naming the file and the entry for anything that would rank wrongly: a missing field, a top-1
+    outside [0, 100] or not a number (NaN included), a model the library cannot build, or two entries for the same
+    configuration.
+    """
     path = Path(path)
     try:
-        rows = json.loads(path.read_text())
+        rows = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"accuracy file {path} does not exist") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"accuracy file {path} is not JSON ({error})") from None
+    except OSError as error:
+        raise ValueError(f"accuracy file {path} cannot be read ({error.strerror})") from None
     if not isinstance(rows, list) or not rows:
         raise ValueError(f"accuracy file {path} must hold a non-empty JSON list of results")
-    entries = []
+    entries, seen = [], {}
     for i, row in enumerate(rows):
         name = row.get("model", row.get("name")) if isinstance(row, dict) else None
         accuracy = row.get("top1", row.get("accuracy")) if isinstance(row, dict) else None
@@ -106,14 +121,32 @@ def entries_from_file(path: str | os.PathLike) -> list[Entry]:
         if dataset not in DATASETS and "resolution" not in row:
             raise ValueError(f"accuracy file {path}, entry {i}: unknown dataset {dataset!r}; give 'resolution'")
         info = DATASETS.get(dataset)
-        resolution = int(row.get("resolution", info.size if info else 224))
-        entries.append(Entry(
-            name, float(row["alpha"]), resolution, float(accuracy), f"{dataset} top-1, {path.name}",
-            tuple(sorted((row.get("options") or {}).items())),
-            num_classes=int(row.get("num_classes", len(info.classes) if info else 1000)),
-            in_chans=int(row.get("in_chans", info.channels if info else 3)),
-            small_input=bool(row.get("small_input", resolution <= 64)),
-        ))  # fmt: skip
+        options = row.get("options") or {}
+        try:
+            if not isinstance(options, dict):
+                raise ValueError(f"options must be an object, got {options!r}")
+            resolution = row.get("resolution", info.size if info else 224)
+            if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 4096:
+                raise ValueError(f"resolution must be an integer in 1..4096, got {resolution!r}")
+            entry = Entry(
+                name, row["alpha"], resolution, _accuracy(path, i, accuracy), f"{dataset} top-1, {path.name}",
+                tuple(sorted(options.items())),
+                num_classes=row.get("num_classes", len(info.classes) if info else 1000),
+                in_chans=row.get("in_chans", info.channels if info else 3),
+                small_input=row.get("small_input", resolution <= 64),
+            )  # fmt: skip
+            config = make_config(entry.name, **entry.model_kwargs())  # every field checked where it enters
+            check_resolution(resolve(config), resolution)
+            entry = dataclasses.replace(entry, alpha=config.alpha)
+        except (TypeError, ValueError) as error:
+            if str(error).startswith("accuracy file"):
+                raise
+            raise ValueError(f"accuracy file {path}, entry {i}: {error}") from None
+        if entry.key() in seen:
+            raise ValueError(f"accuracy file {path}: entries {seen[entry.key()]} and {i} are the same configuration "
+                             f"({name} alpha={entry.alpha} @{resolution}); keep one")  # fmt: skip
+        seen[entry.key()] = i
+        entries.append(entry)
     return entries
 
 
@@ -124,32 +157,123 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mobilenet"
 
 
+_ENTRY_FIELDS = {"median_ms": float, "p10_ms": float, "p90_ms": float, "runs": int, "spread": float,
+                 "size_mb": float, "measured_at": str}  # fmt: skip
+
+
+def _valid_entry(value: object) -> bool:
+    """Is `value` a cached measurement `sweep` can use (every field, of its type, latencies positive)?"""
+    if not isinstance(value, dict):
+        return False
+    for name, kind in _ENTRY_FIELDS.items():
+        field_value = value.get(name)
+        if isinstance(field_value, bool) or not isinstance(field_value, (int, float) if kind is float else kind):
+            return False
+    return all(value[name] > 0 and value[name] != float("inf") for name in ("median_ms", "p10_ms", "p90_ms", "size_mb"))
+
+
+def _warn(message: str) -> None:
+    print(f"mobilenet: warning: {message}", file=sys.stderr)
+
+
 @dataclass
 class LatencyCache:
-    """Measured latencies and sizes of one machine, backend and thread count, in one JSON file."""
+    """Measured latencies and sizes of one machine, backend and thread count, in one JSON file.
+
+    It is a cache, so nothing in it can stop a sweep: unreadable or malformed content is set aside (renamed to
+    `*.corrupt-<time>.json`, one warning naming both files) and its valid entries kept; `save` merges with what
+    other processes wrote meanwhile, under a lock, rather than overwriting it; an unwritable folder is one warning,
+    and the sweep goes on without storing.
+    """
 
     path: Path
     machine: str
     data: dict[str, dict[str, object]] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)  # keys measured by this process: they win a merge
+    writable: bool = True
 
     @classmethod
     def open(cls, directory: Path, machine: str, backend: str, threads: int, batch: int) -> LatencyCache:
         digest = hashlib.sha1(f"{machine}|{backend}|{threads}|{batch}".encode()).hexdigest()[:12]
         path = Path(directory) / f"latency-{backend}-{threads}t-b{batch}-{digest}.json"
-        data = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text()).get("entries", {})
-            except (json.JSONDecodeError, AttributeError):
-                print(f"mobilenet: ignoring unreadable latency cache {path}", file=sys.stderr)
-        return cls(path, machine, data)
+        return cls(path, machine, _read_entries(path, set_aside=True))
+
+    def store(self, key: str, entry: dict[str, object]) -> None:
+        """Keep `entry` under `key` and write the cache through to its file."""
+        self.data[key] = entry
+        self.fresh.add(key)
+        self.save()
 
     def save(self) -> None:
-        from mobilenet.weights import atomic_write
+        """Write the entries held, merged under the lock with what the file holds now: an entry this process
+        measured replaces the file's; for any other key the file's (perhaps newer) entry stays."""
+        if not self.writable:
+            return
+        try:
+            with _locked(self.path):
+                merged = _read_entries(self.path, set_aside=False)
+                for key, value in self.data.items():
+                    if key in self.fresh or key not in merged:
+                        merged[key] = value
+                self.data = merged
+                write_text(self.path, json.dumps({"machine": self.machine, "entries": merged}, indent=1))
+        except (OSError, ValueError) as error:  # InputError (a ValueError) from check_output names the path
+            self.writable = False
+            _warn(f"latency cache {self.path} cannot be written ({error}); measuring without storing")
 
+
+class _locked:
+    """An exclusive advisory lock on `<path>.lock` (fcntl), held across read-merge-write; a no-op without fcntl."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+
+    def __enter__(self) -> _locked:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"machine": self.machine, "entries": self.data}, indent=1)
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text))
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _read_entries(path: Path, set_aside: bool) -> dict[str, dict[str, object]]:
+    """The valid entries of the cache file at `path` ({} when there is none). With `set_aside`, a file with anything
+    unreadable or malformed is renamed aside with one warning (its valid entries are returned, to be written back)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        _warn(f"latency cache {path} cannot be read ({error.strerror}); measuring again")
+        return {}
+    entries: dict[str, dict[str, object]] = {}
+    problem = None
+    try:
+        document = json.loads(raw.decode("utf-8"))
+        stored = document.get("entries") if isinstance(document, dict) else None
+        if not isinstance(stored, dict):
+            problem = "its 'entries' is not an object"
+        else:
+            entries = {key: value for key, value in stored.items() if _valid_entry(value)}
+            if len(entries) < len(stored):
+                problem = f"{len(stored) - len(entries)} of its {len(stored)} entries are malformed"
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"it is not JSON ({error})"
+    if problem and set_aside:
+        aside = path.with_name(f"{path.stem}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        try:
+            os.replace(path, aside)
+            _warn(f"latency cache {path}: {problem}; set aside as {aside.name}, {len(entries)} valid entries kept")
+        except OSError:
+            _warn(f"latency cache {path}: {problem}; {len(entries)} valid entries kept")
+    return entries
 
 
 def _file_size_mb(model, workdir: Path, facts: dict[str, object]) -> float:
@@ -171,9 +295,11 @@ def sweep(
     progress: bool = True,
     min_time_s: float = 0.5,
     hardware=None,
+    refresh: bool = False,
 ) -> list[Candidate]:
     """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline on
-    `hardware` (a `HardwareProfile`; probed here when not given)."""
+    `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is measured again and
+    replaces its cached figure one at a time: an interrupted refresh keeps the older figures it did not reach."""
     import torch
 
     import mobilenet
@@ -201,7 +327,7 @@ def sweep(
             if predict:
                 out.append(_predicted(entry, hardware, backend))
             else:
-                cached = cache.data.get(entry.key()) if cache is not None else None
+                cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
                 if cached is None:
                     model = mobilenet.create_model(entry.name, **entry.model_kwargs()).eval()
                     with tempfile.TemporaryDirectory() as tmp:
@@ -209,9 +335,8 @@ def sweep(
                         timing = time_calls(run, batch=batch, min_time_s=min_time_s)
                         size = _file_size_mb(model, Path(tmp), facts)
                     cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-                    if cache is not None:
-                        cache.data[entry.key()] = cached
-                        cache.save()  # after every model: an interrupted sweep keeps what it measured
+                    if cache is not None:  # after every model: an interrupted sweep keeps what it measured
+                        cache.store(entry.key(), cached)
                 spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
                 source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
                           f"({spread}), {cached['measured_at']}")  # fmt: skip
