@@ -222,3 +222,81 @@ def test_two_processes_with_torchrun_hold_identical_weights(tmp_path):
     assert result["processes"] == 2
     assert result["rank_max_param_difference"] == 0.0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1  # rank 0 alone logs
+
+
+def _snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_a_copied_run_resumes_into_its_own_folder_only(tmp_path, reference, monkeypatch):
+    """`cp -a RUNA RUNB; train --out RUNB --resume` must write into RUNB and leave RUNA as it was, ending with the
+    weights of an uninterrupted run (RUNA's config.json still names RUNA as its `out`)."""
+    import shutil
+
+    config = tiny(tmp_path, name="a")
+    original = trainer_module._Run.train_step
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_2(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(trainer_module._Run, "train_step", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(trainer_module._Run, "train_step", original)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.move(tmp_path / "b", tmp_path / "moved")  # moved, too: nothing may depend on where it was made
+    before = _snapshot(tmp_path / "a")
+    monkeypatch.chdir(tmp_path / "moved")  # and resumed from another working directory
+    result = train(TrainConfig(out=str(tmp_path / "moved")), resume=True, progress=False)
+    assert _snapshot(tmp_path / "a") == before
+    assert (tmp_path / "moved" / "result.json").is_file()
+    assert result["config"]["out"] == str(tmp_path / "moved")
+    assert_same_weights(tmp_path / "moved" / "last.safetensors", reference[0] / "last.safetensors")
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path, reference, capsys):
+    from mobilenet.cli import main
+
+    code = main(["train", "--out", str(reference[0]), "--resume", "--epochs", "3", "--lr", "0.5"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--epochs, --lr cannot change it" in err
+    assert err.count("\n") == 1
+
+
+def test_metrics_log_is_not_written_through_a_symbolic_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(ValueError, match=r"metrics\.jsonl is a symbolic link"):
+        train(tiny(tmp_path, epochs=1), progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.jsonl"]  # refused before training
+    assert victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"padding": -1}, r"padding must be >= 0, got -1"),
+        ({"num_threads": 0}, r"num_threads must be >= 1, got 0"),
+        ({"image_size": 0}, r"image_size must be 1\.\.4096, got 0"),
+        ({"momentum": float("nan")}, r"momentum must be \[0, 1\), got nan"),
+        ({"weight_decay": -0.1}, r"weight_decay must be >= 0"),
+        ({"batch_size": "32"}, r"batch_size must be >= 1, got '32'"),
+    ],
+)
+def test_every_numeric_option_has_a_range(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(tmp_path, **overrides)
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_training(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(trainer_module, "_Run", lambda *a, **k: pytest.fail("started before checking the folder"))
+    with pytest.raises(ValueError, match=r"the run folder: .*file is a file, not a folder"):
+        train(TrainConfig(out=str(tmp_path / "file" / "run"), **TINY), progress=False)

@@ -27,11 +27,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from mobilenet._io import append_line, atomic_write, check_log, check_output_dir, write_text
 from mobilenet.data import augment_batch, load_dataset, normalize
 from mobilenet.model import MobileNet, build
 from mobilenet.resolve import make_config
 from mobilenet.train.evaluate import EvalResult, evaluate
-from mobilenet.weights import atomic_write, save
+from mobilenet.weights import save
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 
@@ -77,25 +78,33 @@ class TrainConfig:
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "val_samples": self.val_samples >= 0,
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "warmup_epochs": self.warmup_epochs >= 0,
-            "ema_decay": 0 <= self.ema_decay < 1,
-            "erasing": 0 <= self.erasing <= 1,
-            "bn_momentum": self.bn_momentum is None or 0 < self.bn_momentum <= 1,
+        def number(value: object) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        optional = lambda value, ok: value is None or (number(value) and ok(value))  # noqa: E731
+        ranges = {  # name: (holds, the range a message names)
+            "alpha": (number(self.alpha) and self.alpha > 0, "> 0"),
+            "epochs": (number(self.epochs) and self.epochs >= 1, ">= 1"),
+            "batch_size": (number(self.batch_size) and self.batch_size >= 1, ">= 1"),
+            "image_size": (number(self.image_size) and 1 <= self.image_size <= 4096, "1..4096"),
+            "train_samples": (optional(self.train_samples, lambda v: v >= 1), ">= 1"),
+            "val_samples": (number(self.val_samples) and self.val_samples >= 0, ">= 0"),
+            "lr": (optional(self.lr, lambda v: v > 0), "> 0"),
+            "momentum": (number(self.momentum) and 0 <= self.momentum < 1, "[0, 1)"),
+            "weight_decay": (optional(self.weight_decay, lambda v: v >= 0), ">= 0"),
+            "label_smoothing": (number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "[0, 1)"),
+            "warmup_epochs": (number(self.warmup_epochs) and self.warmup_epochs >= 0, ">= 0"),
+            "ema_decay": (number(self.ema_decay) and 0 <= self.ema_decay < 1, "[0, 1)"),
+            "bn_momentum": (optional(self.bn_momentum, lambda v: 0 < v <= 1), "(0, 1]"),
+            "padding": (optional(self.padding, lambda v: v >= 0), ">= 0"),
+            "erasing": (number(self.erasing) and 0 <= self.erasing <= 1, "[0, 1]"),
+            "num_threads": (optional(self.num_threads, lambda v: v >= 1), ">= 1"),
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name} is out of range: {getattr(self, name)!r}")
+        for name, (holds, valid) in ranges.items():
+            if not holds:
+                raise ValueError(f"{name} must be {valid}, got {getattr(self, name)!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.train_samples is not None and self.train_samples < 1:
-            raise ValueError(f"train_samples must be >= 1, got {self.train_samples}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -402,6 +411,26 @@ class _Run:
         return evaluate(predict, self.train_set, image_size=self.size, indices=self.val_idx)
 
 
+def read_run_config(out: str | os.PathLike) -> TrainConfig:
+    """The config of the run in folder `out`, to resume it there: its saved `out` is replaced by the folder it is
+    read from, so that a run folder can be moved or copied and resumed where it now is (and never writes into the
+    folder it was copied from)."""
+    out = Path(out)
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"nothing to resume in {out}: no config.json (start the run without --resume)")
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config_path} is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{config_path} does not hold a training config")
+    try:
+        return TrainConfig.from_dict({**data, "out": str(out)})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config_path}: {error}") from None
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, object]:
     """Run (or, with `resume`, continue) the training `config` describes; return the final result.
 
@@ -412,16 +441,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     out = Path(config.out)
     config_path = out / "config.json"
     if resume:
-        if not config_path.is_file():
-            raise FileNotFoundError(f"nothing to resume in {out}: no config.json")
-        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        config = read_run_config(out)
     elif (out / "last.state.pt").exists():
         raise FileExistsError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    run = _Run(config, world, progress)
     if world.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            atomic_write(config_path, lambda tmp: Path(tmp).write_text(json.dumps(config.to_dict(), indent=2)))
+        check_output_dir(out, what="the run folder")
+        check_log(out / "metrics.jsonl")
+    run = _Run(config, world, progress)
+    if world.main and not resume:
+        write_text(config_path, json.dumps(config.to_dict(), indent=2))
     if resume:
         run.load_state()
     if world.main and progress:
@@ -444,8 +472,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                     run.best_val = result.top1
                     save(run.eval_model(), out / "best.safetensors", metadata=run._metadata())
                 run.save_state()
-                with (out / "metrics.jsonl").open("a") as log:
-                    log.write(json.dumps(metrics) + "\n")
+                append_line(out / "metrics.jsonl", json.dumps(metrics))
                 if progress:
                     _print_epoch(metrics)
         divergence = _rank_divergence(run) if world.size > 1 else 0.0
@@ -463,7 +490,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     result = _finish(run)
     if world.size > 1:
         result["processes"], result["rank_max_param_difference"] = world.size, divergence
-        atomic_write(run.out / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+        write_text(run.out / "result.json", json.dumps(result, indent=2))
     return result
 
 
@@ -501,5 +528,5 @@ def _finish(run: _Run) -> dict[str, object]:
         if path.is_file():
             evaluation = evaluate(load(path), test, image_size=run.size)
             result[f"test_{name}"] = {"top1": evaluation.top1, "top5": evaluation.top5, "loss": evaluation.loss}
-    atomic_write(run.out / "result.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    write_text(run.out / "result.json", json.dumps(result, indent=2))
     return result
