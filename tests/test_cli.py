@@ -117,3 +117,76 @@ def test_profile_bad_usage_exits_2(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert message in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "mobilenet_v2", "--threads", "-1"],
+        ["bench", "mobilenet_v2", "--threads", "0"],
+        ["bench", "mobilenet_v2", "--batch", "-5"],
+        ["bench", "mobilenet_v2", "--min-runs", "0"],
+        ["bench", "mobilenet_v2", "--min-time", "nan"],
+        ["profile", "mobilenet_v2", "--resolution", "0"],
+        ["profile", "mobilenet_v2", "--peak-gmacs", "-3", "--bandwidth-gbs", "10"],
+        ["eval", "weights/mobilenet_v2_1.0_fashion_mnist.safetensors", "--batch-size", "-5"],
+        ["eval", "weights/mobilenet_v2_1.0_fashion_mnist.safetensors", "--image-size", "0"],
+        ["predict", "x.png", "--model", "m.onnx", "--top-k", "0"],
+        ["select", "--latency-ms", "inf"],
+        ["report", "--size-mb", "-1"],
+        ["quantize", "m.onnx", "--out", "q.onnx", "--samples", "0"],
+        ["export", "weights/mobilenet_v2_1.0_fashion_mnist.safetensors", "--out", "m.onnx", "--resolution", "0"],
+        ["family", "--num-classes", "0"],
+        ["train", "--out", "run", "--padding", "-1"],
+        ["train", "--out", "run", "--threads", "0"],
+    ],
+)
+def test_a_value_out_of_range_exits_2_with_one_line_before_any_work(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("mobilenet ")
+    assert "must be" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+V2_WEIGHTS = "weights/mobilenet_v2_1.0_fashion_mnist.safetensors"
+
+
+@pytest.mark.parametrize("verb", ["export", "convert", "quantize", "report", "eval"])
+@pytest.mark.parametrize("problem", ["directory", "under a file", "unwritable"])
+def test_an_output_that_cannot_be_written_exits_2_before_any_work(capsys, tmp_path, monkeypatch, verb, problem):
+    from mobilenet import cli
+    from tests.test_io import unwritable_folder
+
+    (tmp_path / "file").write_text("")
+    target = {"directory": tmp_path, "under a file": tmp_path / "file" / "out",
+              "unwritable": unwritable_folder(tmp_path) / "out"}[problem]  # fmt: skip
+    for work in ("_sweep", "_load_classifier"):
+        monkeypatch.setattr(cli, work, lambda *a, **k: pytest.fail("worked before checking the output"))
+    monkeypatch.setattr("mobilenet.weights.load_with_metadata", lambda *a: pytest.fail("loaded before checking"))
+    monkeypatch.setattr("mobilenet.convert.read_state_dict", lambda *a: pytest.fail("read before checking"))
+    monkeypatch.setattr("mobilenet.data.load_dataset", lambda *a: pytest.fail("loaded data before checking"))
+    argv = {
+        "export": ["export", V2_WEIGHTS, "--out", str(target)],
+        "convert": ["convert", V2_WEIGHTS, "--arch", "mobilenet_v2", "--out", str(target)],
+        "quantize": ["quantize", "m.onnx", "--out", str(target)],
+        "report": ["report", "--out", str(target)],
+        "eval": ["eval", V2_WEIGHTS, "--plot", str(target)],
+    }[verb]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert {"directory": "is a directory", "under a file": "is a file, not a folder",
+            "unwritable": "cannot write in"}[problem] in err  # fmt: skip
+
+
+def test_export_opset_out_of_range_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path):
+    code, out, err = run(capsys, "export", V2_WEIGHTS, "--out", str(tmp_path / "m.onnx"), "--opset", "99")
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "opset must be >= 17" in err
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mobilenet import __version__
+from mobilenet._io import check_output
 from mobilenet.bench import BACKENDS
 from mobilenet.specs import VERSIONS
 
@@ -18,14 +20,60 @@ class UsageError(Exception):
     """A problem with what the user asked for: reported in one line, exit code 2."""
 
 
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high (high: unbounded when None)."""
+    valid = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
+        return value
+
+    return parse
+
+
+def _real(low: float, strict: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number > low (`strict`) or >= low."""
+    valid = f"a number {'>' if strict else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > low if strict else value >= low) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """An option value out of its range is bad input like any other: one line and exit code 2 (`main`), not argparse's
+    usage text; other parse errors (an unknown verb, flag or choice) keep argparse's usage and exit code 2."""
+
+    def error(self, message: str):
+        if ": must be " in message:  # from the range-checking types above
+            raise UsageError(f"{self.prog}: error: {message}")
+        super().error(message)
+
+
+COUNT, THREADS = _integer(1), _integer(1, 1024)
+POSITIVE, NON_NEGATIVE = _real(0, strict=True), _real(0, strict=False)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> None:
     """The `create_model` knobs, shared by every verb that builds a model."""
     if name:
         parser.add_argument("name", help="model name, e.g. mobilenet_v2 (see `mobilenet family`)")
     group = parser.add_argument_group("model")
     group.add_argument("--alpha", type=float, default=1.0, help="width multiplier (default 1.0)")
-    group.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
-    group.add_argument("--in-chans", type=int, default=3, help="input channels (default 3)")
+    group.add_argument("--num-classes", type=COUNT, default=1000, help="classifier outputs (default 1000)")
+    group.add_argument("--in-chans", type=COUNT, default=3, help="input channels (default 3)")
     group.add_argument(
         "--small-input", action="store_true", help="stem and first downsampling stage at stride 1 (28-64 px images)"
     )
@@ -53,7 +101,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         help="'published' (ImageNet tables, with sources) or a JSON results file such as weights/manifest.json",
     )
     parser.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=THREADS, default=None, help="intra-op threads (default: torch's)")
     parser.add_argument(
         "--predict", action="store_true", help="fast: predict latency from the roofline, do not measure"
     )
@@ -61,7 +109,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )
     parser.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
-    parser.add_argument("--refresh", action="store_true", help="re-measure and overwrite the cache")
+    parser.add_argument("--refresh", action="store_true", help="re-measure every member, replacing its cached figure")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -234,6 +282,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from mobilenet.convert import from_torchvision, read_state_dict
     from mobilenet.weights import save
 
+    check_output(args.out)
     state = read_state_dict(args.source)
     if args.prefix:
         state = {key.removeprefix(args.prefix): value for key, value in state.items() if key.startswith(args.prefix)}
@@ -290,10 +339,8 @@ def _sweep(args: argparse.Namespace, hardware=None):
 
         directory = Path(args.cache) if args.cache else cache_dir()
         cache = LatencyCache.open(directory, machine_id(), args.backend, args.threads or torch.get_num_threads(), 1)
-        if args.refresh:
-            cache.data.clear()
     candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict, hardware=hardware,
-                       progress=not args.quiet and not getattr(args, "json", False))  # fmt: skip
+                       progress=not args.quiet and not getattr(args, "json", False), refresh=args.refresh)  # fmt: skip
     return candidates, cache
 
 
@@ -335,6 +382,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mobilenet.cost.roofline import probe
     from mobilenet.report.html import write_report
 
+    check_output(args.out)
     hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
     candidates, _ = _sweep(args, hardware)
     choice = choose(candidates, args.latency_ms, args.size_mb)
@@ -344,10 +392,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from mobilenet.train import TrainConfig, TrainingDiverged, train
 
     if args.resume:
+        fixed = ("verb", "func", "out", "resume", "quiet", "json")
+        given = [name for name, value in vars(args).items() if name not in fixed and value != parser.get_default(name)]
+        if given:
+            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise UsageError(f"--resume continues the run as saved in {args.out}/config.json, so {flags} cannot "
+                             f"change it; drop {flags}, or start a new run with another --out")  # fmt: skip
         config = TrainConfig(out=args.out)  # replaced by RUN_DIR/config.json
     else:
         model_fields = ("small_input", "t", "shallow", "activation", "minimal", "head", "expansion", "dropout")
@@ -386,8 +440,7 @@ def _load_classifier(path: str):
         from mobilenet.deploy.runtime import OnnxModel
 
         model = OnnxModel(path)
-        classes = len(model.labels) if model.labels else None
-        return model, model.in_chans, classes, model.input_size
+        return model, model.in_chans, model.num_classes, model.input_size
     from mobilenet.weights import load
 
     model = load(path)
@@ -398,6 +451,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mobilenet.data import load_dataset
     from mobilenet.train.evaluate import evaluate, plot_confusion
 
+    if args.plot:
+        check_output(args.plot)
     model, in_chans, num_classes, size = _load_classifier(args.checkpoint)
     dataset = load_dataset(args.dataset, args.split, args.data_dir)
     if num_classes is not None and num_classes != len(dataset.classes):
@@ -430,6 +485,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from mobilenet.deploy.runtime import OnnxModel
     from mobilenet.train.evaluate import evaluate
 
+    check_output(args.out)
     calibration = load_dataset(args.calibrate, "train", args.data_dir)
     out = quantize_onnx(args.model, args.out, calibration, samples=args.samples, method=args.method,
                         per_channel=args.per_channel, activations=args.activations,
@@ -461,13 +517,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mobilenet.deploy import export_onnx
+    from mobilenet.metadata import input_spec
     from mobilenet.weights import load_with_metadata
 
+    check_output(args.out)
     model, stored = load_with_metadata(args.checkpoint)
-    resolution = args.resolution or int(stored.get("image_size", 32 if model.config.small_input else 224))
-    metadata = {key: stored[key] for key in ("dataset", "mean", "std") if key in stored}
-    if "classes" in stored:
-        metadata["labels"] = stored["classes"]
+    config = model.config
+    spec = input_spec(args.checkpoint, stored, config.in_chans, config.num_classes,
+                      default_size=32 if config.small_input else 224)  # fmt: skip
+    resolution = spec.size if args.resolution is None else args.resolution
+    metadata = {"mean": json.dumps(spec.mean), "std": json.dumps(spec.std)}
+    if "dataset" in stored:
+        metadata["dataset"] = stored["dataset"]
+    if spec.labels:
+        metadata["labels"] = json.dumps(spec.labels)
     report = export_onnx(model, args.out, resolution, metadata=metadata, opset=args.opset)
     size = report.path.stat().st_size / 1e6
     print(f"wrote {report.path} ({size:.2f} MB, opset {report.opset}, {resolution}x{resolution}, dynamic batch)")
@@ -477,32 +540,45 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mobilenet.deploy.predictor import Classifier
+    from mobilenet.data.datasets import IMAGE_SUFFIXES
+    from mobilenet.deploy.predictor import Classifier, Prediction
 
     classifier = Classifier(args.model, threads=args.threads)
-    predictions, errors = classifier.predict_files(args.images, k=args.top_k)
+    predictions, errors, interrupted = [], {}, False
+    try:  # each result as it comes: an interrupted run has shown (and, with --json, returns) what it did
+        for outcome in classifier.classify(args.images, k=args.top_k):
+            if isinstance(outcome, Prediction):
+                predictions.append(outcome)
+                if not args.json:
+                    ranked = ", ".join(f"{label} {probability:.1%}" for label, probability in outcome.top)
+                    print(f"{outcome.source}: {ranked}", flush=True)
+            else:
+                errors[outcome.source] = outcome.error
+                print(f"mobilenet predict: {outcome.source}: {outcome.error}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
     if args.json:
-        print(json.dumps({"predictions": [p.to_dict() for p in predictions], "errors": errors}, indent=2))
-    else:
-        for prediction in predictions:
-            ranked = ", ".join(f"{label} {probability:.1%}" for label, probability in prediction.top)
-            print(f"{prediction.source}: {ranked}")
-    for path, message in errors.items():
-        print(f"mobilenet predict: {path}: {message}", file=sys.stderr)
+        document = {"predictions": [p.to_dict() for p in predictions], "errors": errors}
+        print(json.dumps(document | ({"interrupted": True} if interrupted else {}), indent=2))
+    if interrupted:
+        print(f"mobilenet predict: interrupted after {len(predictions)} image(s)", file=sys.stderr)
+        return 130
+    if not predictions and not errors:
+        print(f"mobilenet predict: no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.images)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 1 if errors else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure."
-    )
+    parser = _Parser(prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure.")
     parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     family = verbs.add_parser(
         "family", help="every version at its published widths and resolutions: MACs, params, receptive field"
     )
-    family.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
+    family.add_argument("--num-classes", type=COUNT, default=1000, help="classifier outputs (default 1000)")
     family.add_argument("--json", action="store_true", help="machine-readable output")
     family.set_defaults(func=cmd_family)
 
@@ -512,16 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Count a family member on the meta device (no weights are allocated).",
     )
     add_model_arguments(prof)
-    prof.add_argument("--resolution", type=int, default=224, help="input side in pixels (default 224)")
+    prof.add_argument("--resolution", type=COUNT, default=224, help="input side in pixels (default 224)")
     view = prof.add_mutually_exclusive_group()
     view.add_argument("--by-kind", action="store_true", help="one row per layer kind (the default view)")
     view.add_argument("--by-layer", action="store_true", help="one row per conv and linear layer")
     prof.add_argument("--roofline", action="store_true", help="predict per-layer time on this machine (probe ~0.2 s)")
-    prof.add_argument("--peak-gmacs", type=float, default=None, help="roofline with this peak GMAC/s (no probe)")
-    prof.add_argument("--bandwidth-gbs", type=float, default=None, help="roofline with this memory GB/s (no probe)")
+    prof.add_argument("--peak-gmacs", type=POSITIVE, default=None, help="roofline with this peak GMAC/s (no probe)")
+    prof.add_argument("--bandwidth-gbs", type=POSITIVE, default=None, help="roofline with this memory GB/s (no probe)")
     prof.add_argument("--measure", action="store_true",
                       help="also time every layer (PyTorch profiler) and the network, beside the roofline")  # fmt: skip
-    prof.add_argument("--threads", type=int, default=None, help="probe and measurement threads (default: torch's)")
+    prof.add_argument("--threads", type=THREADS, default=None, help="probe and measurement threads (default: torch's)")
     prof.add_argument("--json", action="store_true", help="the whole report as JSON")
     prof.set_defaults(func=cmd_profile)
 
@@ -532,12 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds). What is timed: one forward call on a batch in memory. See mobilenet.bench.latency.",
     )
     add_model_arguments(be)
-    be.add_argument("--resolution", type=int, default=224, help="input side in pixels (default 224)")
-    be.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    be.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    be.add_argument("--resolution", type=COUNT, default=224, help="input side in pixels (default 224)")
+    be.add_argument("--batch", type=COUNT, default=1, help="images per call (default 1)")
+    be.add_argument("--threads", type=THREADS, default=None, help="intra-op threads (default: torch's)")
     be.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the model (default torch)")
-    be.add_argument("--min-runs", type=int, default=30, help="timed calls at least (default 30)")
-    be.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls at least (default 1)")
+    be.add_argument("--min-runs", type=COUNT, default=30, help="timed calls at least (default 30)")
+    be.add_argument("--min-time", type=NON_NEGATIVE, default=1.0, help="seconds of timed calls at least (default 1)")
     be.add_argument("--json", action="store_true", help="the result as JSON (median_ms, p10_ms, p90_ms, ...)")
     be.set_defaults(func=cmd_bench)
 
@@ -549,8 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
         "from the deployed file, and print the Pareto frontier, the pick and why the nearest alternatives lost. "
         "Exit code 1 when no member meets the budgets.",
     )
-    se.add_argument("--latency-ms", type=float, default=None, help="latency budget, batch 1 (e.g. 10)")
-    se.add_argument("--size-mb", type=float, default=None, help="size budget of the deployed file (e.g. 5)")
+    se.add_argument("--latency-ms", type=POSITIVE, default=None, help="latency budget, batch 1 (e.g. 10)")
+    se.add_argument("--size-mb", type=POSITIVE, default=None, help="size budget of the deployed file (e.g. 5)")
     add_sweep_arguments(se)
     se.add_argument("--json", action="store_true", help='{"pick": ..., "candidates": [...], ...}')
     se.set_defaults(func=cmd_select)
@@ -562,8 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
         "into one HTML file that needs nothing else to open.",
     )
     rep.add_argument("--out", default="report.html", help="output .html (default report.html)")
-    rep.add_argument("--latency-ms", type=float, default=10.0, help="latency budget for the pick (default 10)")
-    rep.add_argument("--size-mb", type=float, default=5.0, help="size budget for the pick (default 5)")
+    rep.add_argument("--latency-ms", type=POSITIVE, default=10.0, help="latency budget for the pick (default 10)")
+    rep.add_argument("--size-mb", type=POSITIVE, default=5.0, help="size budget for the pick (default 5)")
     add_sweep_arguments(rep)
     rep.set_defaults(func=cmd_report)
 
@@ -610,15 +686,17 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--threads", type=int, default=None, help="torch threads per process")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--json", action="store_true", help="print the final result as JSON")
-    tr.set_defaults(func=cmd_train)
+    tr.set_defaults(func=functools.partial(cmd_train, parser=tr))
 
     ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a checkpoint")
     ev.add_argument("checkpoint", help="a .safetensors checkpoint or an .onnx file (fp32 or int8)")
     ev.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
     ev.add_argument("--data-dir", default=None)
     ev.add_argument("--split", choices=("train", "test"), default="test")
-    ev.add_argument("--image-size", type=int, default=None, help="image folders: side after resize and crop")
-    ev.add_argument("--batch-size", type=int, default=500)
+    ev.add_argument(
+        "--image-size", type=_integer(1, 4096), default=None, help="image folders: side after resize and crop"
+    )
+    ev.add_argument("--batch-size", type=COUNT, default=500, help="images per call (default 500)")
     ev.add_argument("--plot", default=None, help="write the confusion matrix here (PNG)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
@@ -628,8 +706,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("checkpoint", help="a .safetensors file written by `mobilenet train` or mobilenet.save")
     ex.add_argument("--out", required=True, help="output .onnx path")
-    ex.add_argument("--resolution", type=int, default=None, help="input side (default: the training image size)")
-    ex.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
+    ex.add_argument("--resolution", type=COUNT, default=None, help="input side (default: the training image size)")
+    ex.add_argument(
+        "--opset", type=int, default=18, help="ONNX opset, from 17 to the onnx package's newest (default 18)"
+    )
     ex.set_defaults(func=cmd_export)
 
     qu = verbs.add_parser(
@@ -639,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--out", required=True, help="output .onnx path")
     qu.add_argument("--calibrate", default="fashion-mnist", help="dataset whose TRAINING images calibrate")
     qu.add_argument("--data-dir", default=None)
-    qu.add_argument("--samples", type=int, default=512, help="calibration images (default 512)")
+    qu.add_argument("--samples", type=COUNT, default=512, help="calibration images (default 512)")
     qu.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
     qu.add_argument("--activations", choices=("uint8", "int8"), default="uint8")
@@ -649,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: lowered to its int8 QLinearAdd/QLinearMul contrib operators)")  # fmt: skip
     qu.add_argument("--float-stem", action=argparse.BooleanOptionalAction, default=True,
                     help="keep the first convolution (on the image) in float: faster in ONNX Runtime")  # fmt: skip
-    qu.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads for the latency figure")
+    qu.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime threads for the latency figure")
     qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
     qu.add_argument("--json", action="store_true")
     qu.set_defaults(func=cmd_quantize)
@@ -657,8 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = verbs.add_parser("predict", help="top-k labels for PNG/JPEG images with an ONNX file or a checkpoint")
     pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
-    pr.add_argument("--top-k", type=int, default=3)
-    pr.add_argument("--threads", type=int, default=None)
+    pr.add_argument("--top-k", type=COUNT, default=3, help="labels per image (default 3)")
+    pr.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime or torch threads")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_predict)
 
@@ -666,7 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
     convert.add_argument("--arch", required=True, choices=("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"))
     convert.add_argument("--alpha", type=float, default=1.0, help="torchvision's width_mult (default 1.0)")
-    convert.add_argument("--num-classes", type=int, default=None, help="default: read from the classifier")
+    convert.add_argument("--num-classes", type=COUNT, default=None, help="default: read from the classifier")
     convert.add_argument("--prefix", default="", help="take only keys under this prefix, with it stripped")
     convert.add_argument("--out", required=True, help="output .safetensors path")
     convert.set_defaults(func=cmd_convert)
@@ -675,7 +755,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
