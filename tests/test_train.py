@@ -42,6 +42,23 @@ def assert_same_weights(a, b):
         assert torch.equal(wa[key], wb[key]), key
 
 
+def interrupted_at_step(config, step, monkeypatch):
+    """Run `config` with Ctrl-C arriving at training step `step` (counted from 1 over the whole run)."""
+    original = trainer_module._Run.train_step
+    calls = {"n": 0}
+
+    def interrupt(self, *args):
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(trainer_module._Run, "train_step", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(trainer_module._Run, "train_step", original)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted tiny run, shared by the resume tests."""
@@ -72,21 +89,9 @@ def test_run_directory_contents(reference):
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, reference, monkeypatch):
     """Ctrl-C in the middle of epoch 1 saves the exact point; --resume ends where an uninterrupted run ends."""
     config = tiny(tmp_path)
-    original = trainer_module._Run.train_step
-    calls = {"n": 0}
-
-    def interrupt_at_step_4(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module._Run, "train_step", interrupt_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
+    interrupted_at_step(config, 4, monkeypatch)
     state = torch.load(tmp_path / "run" / "last.state.pt", weights_only=True)
     assert (state["epoch"], state["step"]) == (0, 3)
-    monkeypatch.setattr(trainer_module._Run, "train_step", original)
     train(TrainConfig(out=config.out), resume=True, progress=False)
     assert_same_weights(tmp_path / "run" / "last.safetensors", reference[0] / "last.safetensors")
     resumed = torch.load(tmp_path / "run" / "last.state.pt", weights_only=True)["model"]
@@ -233,20 +238,7 @@ def test_a_copied_run_resumes_into_its_own_folder_only(tmp_path, reference, monk
     weights of an uninterrupted run (RUNA's config.json still names RUNA as its `out`)."""
     import shutil
 
-    config = tiny(tmp_path, name="a")
-    original = trainer_module._Run.train_step
-    calls = {"n": 0}
-
-    def interrupt_in_epoch_2(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module._Run, "train_step", interrupt_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
-    monkeypatch.setattr(trainer_module._Run, "train_step", original)
+    interrupted_at_step(tiny(tmp_path, name="a"), 8, monkeypatch)  # in epoch 2 (6 steps an epoch)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     shutil.move(tmp_path / "b", tmp_path / "moved")  # moved, too: nothing may depend on where it was made
     before = _snapshot(tmp_path / "a")

@@ -81,7 +81,9 @@ class TrainConfig:
         def number(value: object) -> bool:
             return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-        optional = lambda value, ok: value is None or (number(value) and ok(value))  # noqa: E731
+        def optional(value: object, ok) -> bool:  # None: the default the field's comment names
+            return value is None or (number(value) and ok(value))
+
         ranges = {  # name: (holds, the range a message names)
             "alpha": (number(self.alpha) and self.alpha > 0, "> 0"),
             "epochs": (number(self.epochs) and self.epochs >= 1, ">= 1"),
