@@ -1,7 +1,9 @@
-"""The README's library example runs as written."""
+"""The README's and the docs' Python examples run as written."""
 
 import re
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -46,3 +48,31 @@ def test_quick_start_is_what_ci_runs_and_the_cli_accepts():
     ci = (README.parent / ".ci" / "run").read_text()
     assert test_command in ci
     assert "bash scripts/setup.sh" in ci
+
+
+def _torchvision_v2_checkpoint(path: Path) -> None:
+    """A state dict in torchvision's MobileNetV2 layout (what `torchvision.models.mobilenet_v2().state_dict()` holds),
+    made from our model through the key map the converter uses: the README's file, without downloading it."""
+    import torch
+
+    import mobilenet
+    from mobilenet.convert import torchvision_key_map
+
+    model = mobilenet.create_model("mobilenet_v2")
+    ours = model.state_dict()
+    torch.save({theirs: ours[key] for key, theirs in torchvision_key_map(model.arch)}, path)
+
+
+# README.md and every page of docs/ that holds a Python block; its blocks run in order, in one namespace, as a reader
+# would run them.
+DOCUMENTS = [d for d in [README, *sorted((README.parent / "docs").glob("*.md"))] if "```python" in d.read_text()]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_python_block_runs(document, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    _torchvision_v2_checkpoint(tmp_path / "mobilenet_v2-b0353104.pth")
+    namespace: dict[str, object] = {}
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"{document.name}, Python block {index + 1}", "exec"), namespace)
