@@ -1,6 +1,7 @@
 """Counted cost (meta-device trace) against the closed forms and against every published table we could find."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -330,3 +331,66 @@ def test_quantization_mse_matches_simulation():
     step = F.quantization_step(0.0, 6.0, bits=8)
     error = torch.round(x / step) * step - x
     assert error.pow(2).mean().item() == pytest.approx(F.quantization_mse(step), rel=0.02)
+
+
+class _NamedConv(nn.Conv2d):
+    """A subclass that only adds an attribute: the same function as nn.Conv2d."""
+
+    tag = "mine"
+
+
+class _DoubledConv(nn.Conv2d):
+    """A subclass with its own forward: runs the convolution on a 2x upsampled input."""
+
+    def forward(self, x):
+        return super().forward(torch.nn.functional.interpolate(x, scale_factor=2.0))
+
+
+class _Scaled(nn.Module):
+    """A module with a parameter of its own that is neither a convolution nor a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.gain
+
+
+def test_count_module_counts_conv_and_linear_subclasses_by_their_shapes():
+    (plain,), _ = count_module(nn.Conv2d(8, 16, 3, padding=1), (1, 8, 20, 20))
+    (named,), _ = count_module(_NamedConv(8, 16, 3, padding=1), (1, 8, 20, 20))
+    assert named.macs == plain.macs == 3 * 3 * 8 * 16 * 20 * 20
+    (doubled,), _ = count_module(_DoubledConv(8, 16, 3, padding=1), (1, 8, 20, 20))
+    assert doubled.macs == 4 * plain.macs  # its own forward ran: a 40x40 output
+    assert doubled.out_shape == (16, 40, 40)
+
+    class _MyLinear(nn.Linear):
+        pass
+
+    layers, _ = count_module(nn.Sequential(nn.Flatten(), _MyLinear(12, 5)), (1, 3, 2, 2))
+    assert [(la.kind, la.macs) for la in layers] == [("linear", 60)]
+
+
+@pytest.mark.parametrize(
+    ("module", "named"),
+    [
+        (nn.Conv1d(4, 8, 3), "the module (Conv1d)"),
+        (nn.Sequential(nn.Conv2d(4, 8, 1), _Scaled()), "1 (_Scaled)"),
+        (nn.Sequential(nn.Conv2d(4, 8, 1), nn.ConvTranspose2d(8, 4, 2)), "1 (ConvTranspose2d)"),
+    ],
+)
+def test_count_module_refuses_what_it_cannot_count_and_names_it(module, named):
+    with pytest.raises(ValueError, match=rf"cannot count 1 module\(s\) that hold parameters: {re.escape(named)}"):
+        count_module(module, (1, 4, 8, 8))
+
+
+def test_concurrent_profiles_do_not_mix_their_layers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [("mobilenet_v2", 224), ("mobilenet_v2", 160), ("mobilenet_v3_small", 224), ("mobilenet_v2", 96)] * 8
+    expected = {job: (profile(job[0], resolution=job[1]).macs, len(profile(job[0], resolution=job[1]).layers))
+                for job in set(jobs)}  # fmt: skip
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: profile(job[0], resolution=job[1]), jobs))
+    assert [(r.macs, len(r.layers)) for r in results] == [expected[job] for job in jobs]

@@ -21,6 +21,7 @@ import copy
 import functools
 import json
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -159,11 +160,35 @@ def conv_kind(name: str, module: nn.Conv2d) -> Kind:
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    """What one trace records. Each call of `_trace` makes its own and sets it in `_RECORDER` (a context variable:
+    each thread sees its own), so that concurrent traces of one cached twin do not mix their layers."""
+
+    def __init__(self, bytes_per_element: int = 4) -> None:
         self.layers: list[LayerCost] = []
         self.elementwise: Counter = Counter()
-        self.bytes_per_element = 4
+        self.bytes_per_element = bytes_per_element
         self.field, self.jump = 1, 1  # receptive field and input-pixel distance between outputs, so far
+
+    def conv(self, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Record a 2-D convolution from its input and output shapes."""
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        macs = y.numel() // y.shape[0] * (module.in_channels // module.groups) * kernel
+        # R_L = 1 + sum (K_l - 1) * prod_{i<l} s_i along the forward order; squeeze-excite's 1x1 convs add nothing
+        self.field += (module.kernel_size[0] - 1) * module.dilation[0] * self.jump
+        self.jump *= module.stride[0]
+        self.layers.append(_layer_cost(module, x, y, macs, conv_kind(module.twin_name, module), self))
+
+    def linear(self, module: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> None:
+        macs = y.numel() // y.shape[0] * module.in_features
+        self.layers.append(_layer_cost(module, x, y, macs, "linear", self))
+
+
+_RECORDER: ContextVar[_Recorder] = ContextVar("mobilenet.cost.count recorder")
+
+
+def _empty(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """`x.new_empty(shape)`, without the Python decomposition `new_empty` goes through on meta tensors."""
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
 
 
 class _TwinConv2d(nn.Conv2d):
@@ -177,14 +202,8 @@ class _TwinConv2d(nn.Conv2d):
                     x.shape[2:], self.padding, self.dilation, self.kernel_size, self.stride, strict=True
                 )
             ]
-            y = x.new_empty((x.shape[0], self.out_channels, *sides))
-        kernel = self.kernel_size[0] * self.kernel_size[1]
-        macs = y.numel() // y.shape[0] * (self.in_channels // self.groups) * kernel
-        recorder = self.twin_recorder
-        # R_L = 1 + sum (K_l - 1) * prod_{i<l} s_i along the forward order; squeeze-excite's 1x1 convs add nothing
-        recorder.field += (self.kernel_size[0] - 1) * self.dilation[0] * recorder.jump
-        recorder.jump *= self.stride[0]
-        recorder.layers.append(_layer_cost(self, x, y, macs, conv_kind(self.twin_name, self)))
+            y = _empty(x, (x.shape[0], self.out_channels, *sides))
+        _RECORDER.get().conv(self, x, y)
         return y
 
 
@@ -192,42 +211,43 @@ class _TwinLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             return super().forward(x)  # torch's own error
-        y = x.new_empty((*x.shape[:-1], self.out_features))
-        self.twin_recorder.layers.append(_layer_cost(self, x, y, self.in_features * self.out_features, "linear"))
+        y = _empty(x, (*x.shape[:-1], self.out_features))
+        _RECORDER.get().linear(self, x, y)
         return y
 
 
 class _Elementwise(nn.Module):
     """Stands in for a BN or an activation: the shape passes through, the work is recorded."""
 
-    def __init__(self, kind: str, recorder: _Recorder) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
-        self.kind, self.twin_recorder = kind, recorder
+        self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.twin_recorder.elementwise[self.kind] += x.numel()
+        _RECORDER.get().elementwise[self.kind] += x.numel()
         return x
 
 
 class _TwinSqueezeExcite(SqueezeExcite):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.gate(self.expand(self.act(self.reduce(x.new_empty((x.shape[0], x.shape[1], 1, 1))))))
-        self.twin_recorder.elementwise["se_pool"] += x.numel()
-        self.twin_recorder.elementwise["se_scale"] += x.numel()
+        self.gate(self.expand(self.act(self.reduce(_empty(x, (x.shape[0], x.shape[1], 1, 1))))))
+        elementwise = _RECORDER.get().elementwise
+        elementwise["se_pool"] += x.numel()
+        elementwise["se_scale"] += x.numel()
         return x
 
 
 class _TwinInvertedResidual(InvertedResidual):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = super().forward(x)  # `residual` is off in the twin: the add is recorded, not run
-        self.twin_recorder.elementwise["residual_add"] += out.numel()
+        _RECORDER.get().elementwise["residual_add"] += out.numel()
         return out
 
 
 class _TwinGlobalPool(nn.AdaptiveAvgPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.twin_recorder.elementwise["global_pool"] += x.numel()
-        return x.new_empty((*x.shape[:2], *nn.modules.utils._pair(self.output_size)))
+        _RECORDER.get().elementwise["global_pool"] += x.numel()
+        return _empty(x, (*x.shape[:2], *nn.modules.utils._pair(self.output_size)))
 
 
 _ACTIVATION_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardswish: "hswish", nn.Hardsigmoid: "hsigmoid"}
@@ -239,28 +259,43 @@ _TWIN_CLASSES = {
 }
 
 
-def _make_twin(model: nn.Module) -> _Recorder:
-    """Turn `model` (already a private meta copy) into a recording twin, in place; return its recorder."""
-    recorder = _Recorder()
+def _count_by_shapes(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    """Forward hook of a Conv2d or Linear subclass: its own forward runs (on meta), its cost is read from the
+    shapes it took and gave."""
+    recorder = _RECORDER.get()
+    (recorder.conv if isinstance(module, nn.Conv2d) else recorder.linear)(module, inputs[0], output)
+
+
+def _make_twin(model: nn.Module) -> list[str]:
+    """Turn `model` (already a private meta copy) into a recording twin, in place. Returns the modules it cannot
+    count ("name (Type)"): those holding parameters of their own that are neither a Conv2d or Linear (subclasses
+    included), nor a BatchNorm2d (counted as element-wise work)."""
+    uncounted = []
     for name, module in list(model.named_modules()):
         twin_class = _TWIN_CLASSES.get(type(module))
         if isinstance(module, InvertedResidual) and module.residual:
             twin_class, module.residual = _TwinInvertedResidual, False
         if twin_class is not None:
             module.__class__ = twin_class
-            module.twin_name, module.twin_recorder = name, recorder
+        elif isinstance(module, nn.Conv2d | nn.Linear):  # a subclass: its forward may differ, so it runs as written
+            module.register_forward_hook(_count_by_shapes)
+        elif not isinstance(module, nn.BatchNorm2d) and next(module.parameters(recurse=False), None) is not None:
+            uncounted.append(f"{name or 'the module'} ({type(module).__name__})")
+        module.twin_name = name
         for child_name, child in list(module.named_children()):
             kind = "batchnorm" if isinstance(child, nn.BatchNorm2d) else _ACTIVATION_NAMES.get(type(child))
             if kind is not None:
-                setattr(module, child_name, _Elementwise(kind, recorder))
-    return recorder
+                setattr(module, child_name, _Elementwise(kind))
+    return uncounted
 
 
-def _layer_cost(mod: nn.Module, x: torch.Tensor, y: torch.Tensor, macs: int, kind: Kind) -> LayerCost:
+def _layer_cost(
+    mod: nn.Module, x: torch.Tensor, y: torch.Tensor, macs: int, kind: Kind, recorder: _Recorder
+) -> LayerCost:
     weight = mod.weight.numel()
     bias = mod.bias.numel() if mod.bias is not None else 0
     is_conv = isinstance(mod, nn.Conv2d)
-    bytes_per_element = mod.twin_recorder.bytes_per_element
+    bytes_per_element = recorder.bytes_per_element
     x_elements, y_elements = x.numel() // x.shape[0], y.numel() // y.shape[0]
     return LayerCost(
         mod.twin_name,
@@ -275,16 +310,20 @@ def _layer_cost(mod: nn.Module, x: torch.Tensor, y: torch.Tensor, macs: int, kin
         bias,
         (x_elements + weight + bias) * bytes_per_element,
         y_elements * bytes_per_element,
-        mod.twin_recorder.field,
+        recorder.field,
     )
 
 
-def _trace(model: nn.Module, recorder: _Recorder, input_shape: tuple[int, ...], bytes_per_element: int):
-    recorder.layers, recorder.elementwise, recorder.bytes_per_element = [], Counter(), bytes_per_element
-    recorder.field, recorder.jump = 1, 1
-    with torch.no_grad():
-        model(torch.empty(input_shape, device="meta"))
-    return recorder.layers, recorder.elementwise
+def _trace(model: nn.Module, input_shape: tuple[int, ...], bytes_per_element: int) -> _Recorder:
+    """Run the twin `model` once on a meta input; return what it recorded (a recorder of this call's own)."""
+    recorder = _Recorder(bytes_per_element)
+    token = _RECORDER.set(recorder)
+    try:
+        with torch.no_grad():
+            model(torch.empty(input_shape, device="meta"))
+    finally:
+        _RECORDER.reset(token)
+    return recorder
 
 
 def count_module(
@@ -293,16 +332,28 @@ def count_module(
     """Per-layer costs and element-wise work of any module on an input of `input_shape` (batch 1 = per image).
 
     Traces a deep copy of `module` moved to the meta device (the copy holds the weights only until that move).
+    Counted: every `nn.Conv2d` and `nn.Linear`, subclasses included (a subclass runs its own forward, and its cost
+    is read from the shapes it takes and gives), as multiply-adds; `nn.BatchNorm2d`, ReLU, ReLU6, h-swish and
+    h-sigmoid as element-wise work. Convolutions called as functions inside a forward are not seen.
+
+    Raises:
+        ValueError: naming every module that holds parameters of its own and is none of these (a `Conv1d`, a
+            `LayerNorm`, ...): a count that silently left them out would be wrong.
     """
     twin = copy.deepcopy(module).to("meta").eval()
-    recorder = _make_twin(twin)
-    return _trace(twin, recorder, input_shape, bytes_per_element)
+    uncounted = _make_twin(twin)
+    if uncounted:
+        raise ValueError(f"count_module cannot count {len(uncounted)} module(s) that hold parameters: "
+                         f"{', '.join(uncounted[:12])}{' ...' if len(uncounted) > 12 else ''}; it counts Conv2d "
+                         f"and Linear layers (subclasses too), and BatchNorm2d and activations as element-wise "
+                         f"work")  # fmt: skip
+    recorder = _trace(twin, input_shape, bytes_per_element)
+    return recorder.layers, recorder.elementwise
 
 
 @dataclass(frozen=True)
 class _Twin:
     model: MobileNet
-    recorder: _Recorder
     params: int
     params_bn: int
     bn_statistics: int
@@ -319,7 +370,10 @@ def _meta_twin(config_json: str) -> _Twin:
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params_bn = sum(p.numel() for bn in bns for p in bn.parameters())
     statistics = sum(bn.running_mean.numel() + bn.running_var.numel() for bn in bns)
-    return _Twin(model, _make_twin(model), params, params_bn, statistics)
+    uncounted = _make_twin(model)
+    if uncounted:  # every module of the family is counted: this is a bug, not bad input
+        raise RuntimeError(f"the cost twin of {config_json} left modules uncounted: {uncounted}")
+    return _Twin(model, params, params_bn, statistics)
 
 
 def profile(
@@ -328,8 +382,8 @@ def profile(
     """The exact cost of a family member at `resolution` x `resolution`, traced on the meta device.
 
     `profile("mobilenet_v2", alpha=0.5, resolution=160)`, or `profile(model)` for a built `MobileNet` (its config is
-    rebuilt on the meta device; its weights are not touched). Not thread-safe: concurrent calls for the same
-    configuration share one cached twin and its recorder.
+    rebuilt on the meta device; its weights are not touched). Thread-safe: concurrent calls for one configuration
+    share its cached twin, and each records into its own recorder.
     """
     if isinstance(model_or_name, MobileNet):
         if create_model_kwargs:
@@ -344,7 +398,8 @@ def profile(
     twin = _meta_twin(json.dumps(config.to_dict(), sort_keys=True))
     check_resolution(twin.model.arch, resolution)
     shape = (1, config.in_chans, resolution, resolution)
-    layers, elementwise = _trace(twin.model, twin.recorder, shape, bytes_per_element)
+    recorded = _trace(twin.model, shape, bytes_per_element)
+    layers, elementwise = recorded.layers, recorded.elementwise
     return CostReport(
         name=config.name,
         resolution=resolution,
