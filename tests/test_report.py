@@ -9,7 +9,8 @@ import pytest
 
 from mobilenet.bench.select import Candidate, Entry, choose
 from mobilenet.cost.roofline import HardwareProfile
-from mobilenet.report.html import write_report
+from mobilenet.report.data import ReportData, collect
+from mobilenet.report.html import data_path, render_html, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -27,7 +28,7 @@ def candidates():
 def report(tmp_path_factory):
     choice = choose(candidates(), latency_ms=2.5, size_mb=5)
     path = tmp_path_factory.mktemp("report") / "report.html"
-    return write_report(path, choice, HardwareProfile.given(100, 50), 2.5, 5), choice
+    return write_report(path, collect(choice, HardwareProfile.given(100, 50), 2.5, 5)), choice
 
 
 def test_report_is_self_contained_with_every_plot_and_table(report):
@@ -47,13 +48,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
             pytest.fail("chromium is not installed; CI installs Debian's chromium for this test (.ci/run)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     path, _ = report
-    url = path.resolve().as_uri()
+    # The test's own script counts the plots that decoded; the user's page carries no script.
+    counting = ("<script>window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.plot');"
+                "var ok=0;imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});"
+                "document.body.setAttribute('data-plots',imgs.length);"
+                "document.body.setAttribute('data-plots-loaded',ok);});</script>")  # fmt: skip
+    probe = tmp_path / "probe.html"
+    probe.write_text(path.read_text().replace("</head>", counting + "</head>", 1))
+    url = probe.resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--virtual-time-budget=5000", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
     assert 'data-plots="4"' in dom
     assert 'data-plots-loaded="4"' in dom  # every inlined PNG decoded in the browser
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", url],
+    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     from PIL import Image, ImageStat
 
@@ -72,3 +80,37 @@ def test_report_cli_in_fast_mode(tmp_path, capsys):
     assert out.is_file()
     assert f"wrote {out}" in capsys.readouterr().out
     assert "predicted: roofline" in out.read_text()
+
+
+def test_the_page_carries_no_script(report):
+    assert "<script" not in report[0].read_text()
+
+
+def test_the_roofline_shown_is_the_picks_at_its_own_resolution(report):
+    path, choice = report
+    data = ReportData.load(data_path(path))
+    assert data.roofline_model == choice.pick.label
+    assert data.roofline["name"] == choice.pick.entry.name
+    assert data.roofline["resolution"] == choice.pick.entry.resolution
+    assert f"Roofline of {choice.pick.label}" in path.read_text()
+
+
+def test_the_page_is_drawn_again_from_its_saved_data_without_measuring(report, tmp_path, monkeypatch):
+    path, _ = report
+    import mobilenet.bench.layers
+    import mobilenet.cost
+
+    for module, name in ((mobilenet.cost, "profile"), (mobilenet.bench.layers, "check_roofline")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("measured while drawing"))
+    data = ReportData.load(data_path(path))
+    assert render_html(data) == path.read_text()  # the same page, from the data alone
+    from mobilenet.cli import main
+
+    assert main(["report", "--data", str(data_path(path)), "--out", str(tmp_path / "again.html")]) == 0
+    assert (tmp_path / "again.html").read_text() == path.read_text()
+
+
+def test_saved_data_of_another_layout_is_refused(tmp_path):
+    (tmp_path / "old.json").write_text('{"format": 0}')
+    with pytest.raises(ValueError, match=r"old\.json is not report data of format 1"):
+        ReportData.load(tmp_path / "old.json")

@@ -378,17 +378,24 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mobilenet.bench.select import choose
-    from mobilenet.cost.roofline import probe
-    from mobilenet.report.html import write_report
+    from mobilenet.report.data import ReportData, collect
+    from mobilenet.report.html import data_path, write_report
 
     check_output(args.out)
-    hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
-    candidates, _ = _sweep(args, hardware)
-    choice = choose(candidates, args.latency_ms, args.size_mb)
-    path = write_report(args.out, choice, hardware, args.latency_ms, args.size_mb, args.backend,
-                        measure_layers=not args.predict)  # fmt: skip
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): {choice.message}")
+    if args.data:  # draw the page again from saved data: nothing is profiled or measured
+        data = ReportData.load(args.data)
+    else:
+        from mobilenet.bench.select import choose
+        from mobilenet.cost.roofline import probe
+
+        check_output(data_path(args.out))
+        hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
+        candidates, _ = _sweep(args, hardware)
+        choice = choose(candidates, args.latency_ms, args.size_mb)
+        data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict)
+    path = write_report(args.out, data)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its data {data_path(path)}: "
+          f"{data.choice['message']}")  # fmt: skip
     return 0
 
 
@@ -637,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sweep the family as `select` does (same cache), then write the plots and the tables behind them "
         "into one HTML file that needs nothing else to open.",
     )
-    rep.add_argument("--out", default="report.html", help="output .html (default report.html)")
+    rep.add_argument("--out", default="report.html", help="output .html; its data goes beside it, as .json")
+    rep.add_argument("--data", default=None, help="draw the page again from a saved report .json (nothing measured)")
     rep.add_argument("--latency-ms", type=POSITIVE, default=10.0, help="latency budget for the pick (default 10)")
     rep.add_argument("--size-mb", type=POSITIVE, default=5.0, help="size budget for the pick (default 5)")
     add_sweep_arguments(rep)

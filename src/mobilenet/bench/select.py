@@ -64,6 +64,7 @@ class Candidate:
     def to_dict(self) -> dict[str, object]:
         e = self.entry
         return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
+                "label": self.label,
                 "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": e.accuracy,
                 "accuracy_source": e.accuracy_source, "latency_source": self.latency_source,
                 "size_source": self.size_source, "latency_spread": self.spread}  # fmt: skip

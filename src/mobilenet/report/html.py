@@ -3,6 +3,9 @@
 Sections: the pick for the budgets and the Pareto frontier of accuracy against latency (size as the marker); the
 roofline of one member with every layer on it; the cost per layer kind of each version; how latency scales with α and
 ρ against the α²ρ² law of the MACs; the candidates table. Nothing is fetched when the page opens.
+
+`render_html(data)` draws the page from a `ReportData` (`mobilenet.report.data.collect`) and nothing else: no
+profiling or measuring happens here, so a saved `report.json` can be drawn again at any time.
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import time
+import os
 from pathlib import Path
 
 from mobilenet._io import check_output, write_text
-from mobilenet.bench.select import Candidate, Choice
-from mobilenet.cost.roofline import HardwareProfile, machine_id
+from mobilenet.report.data import SCALING_MODEL, ReportData
 
 VERSION_COLORS = {
     "mobilenet_v1": "#1f77b4",
@@ -43,36 +45,39 @@ def _pyplot():
     return plt
 
 
-def plot_pareto(choice: Choice, latency_ms: float | None, size_mb: float | None) -> str:
+def plot_pareto(choice: dict, latency_ms: float | None, size_mb: float | None) -> str:
+    """Accuracy against latency of every candidate (`Choice.to_dict()`), the frontier and the pick."""
     plt = _pyplot()
+    candidates = choice["candidates"]
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    largest = max(c.size_mb for c in choice.candidates) or 1.0
+    largest = max(c["size_mb"] for c in candidates) or 1.0
     for name, color in VERSION_COLORS.items():
-        group = [c for c in choice.candidates if c.entry.name == name]
+        group = [c for c in candidates if c["name"] == name]
         if group:
             ax.scatter(
-                [c.latency_ms for c in group],
-                [c.entry.accuracy for c in group],
-                s=[20 + 400 * c.size_mb / largest for c in group],
+                [c["latency_ms"] for c in group],
+                [c["accuracy"] for c in group],
+                s=[20 + 400 * c["size_mb"] / largest for c in group],
                 color=color,
                 alpha=0.6,
                 label=name,
                 edgecolors="k",
                 linewidths=0.4,
             )
-    frontier = choice.frontier
+    frontier = choice["frontier"]
     ax.plot(
-        [c.latency_ms for c in frontier], [c.entry.accuracy for c in frontier], "k--", lw=1, label="Pareto frontier"
+        [c["latency_ms"] for c in frontier], [c["accuracy"] for c in frontier], "k--", lw=1, label="Pareto frontier"
     )
-    if choice.pick is not None:
+    pick = choice["pick"]
+    if pick is not None:
         ax.scatter(
-            [choice.pick.latency_ms],
-            [choice.pick.entry.accuracy],
+            [pick["latency_ms"]],
+            [pick["accuracy"]],
             s=250,
             facecolors="none",
             edgecolors="k",
             linewidths=2,
-            label=f"pick: {choice.pick.label}",
+            label=f"pick: {pick['label']}",
         )
     if latency_ms is not None:
         ax.axvline(latency_ms, color="grey", ls=":", label=f"latency budget {latency_ms:g} ms")
@@ -86,62 +91,56 @@ def plot_pareto(choice: Choice, latency_ms: float | None, size_mb: float | None)
     return _png(fig)
 
 
-def plot_roofline(name: str, resolution: int, hardware: HardwareProfile, measure: bool) -> tuple[str, object, object]:
-    """The roofline with every layer on it; with `measure`, each layer's achieved rate on this machine beside it."""
-    from mobilenet import create_model
-    from mobilenet.cost import profile
-    from mobilenet.cost.roofline import roofline
-
+def plot_roofline(roof: dict, hardware: dict, label: str, measured: dict | None) -> str:
+    """The roofline (`Roofline.to_dict()`) with every layer on it; each layer's achieved rate beside it when
+    `measured` (`RooflineCheck.to_dict()`) is given."""
     plt = _pyplot()
-    roof = roofline(profile(name, resolution=resolution), hardware)
-    check = None
-    if measure:
-        from mobilenet.bench.layers import check_roofline
-
-        check = check_roofline(create_model(name), roof, runs=10)
+    rows, peak, bandwidth = roof["layers"], hardware["peak_macs_per_s"], hardware["bandwidth_bytes_per_s"]
+    ridge = peak / bandwidth
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    intensities = [row.intensity for row in roof.rows]
-    low, high = min(intensities) / 2, max(intensities) * 2
-    xs = [low, hardware.ridge, high]
+    intensities = [row["intensity"] for row in rows]
+    xs = [min(intensities) / 2, ridge, max(intensities) * 2]
     ax.plot(
         xs,
-        [min(hardware.peak_macs_per_s, x * hardware.bandwidth_bytes_per_s) / 1e9 for x in xs],
+        [min(peak, x * bandwidth) / 1e9 for x in xs],
         "k-",
         lw=1.5,
-        label=f"roof: {hardware.peak_macs_per_s / 1e9:.0f} GMAC/s, {hardware.bandwidth_bytes_per_s / 1e9:.0f} GB/s",
+        label=f"roof: {peak / 1e9:.0f} GMAC/s, {bandwidth / 1e9:.0f} GB/s",
     )
-    kinds = sorted({row.kind for row in roof.rows})
-    for kind in kinds:
-        rows = [row for row in roof.rows if row.kind == kind]
+    largest = max(row["macs"] for row in rows)
+    for kind in sorted({row["kind"] for row in rows}):
+        group = [row for row in rows if row["kind"] == kind]
         ax.scatter(
-            [row.intensity for row in rows],
-            [row.attainable_macs_per_s / 1e9 for row in rows],
-            s=[10 + 200 * row.macs / max(r.macs for r in roof.rows) for row in rows],
+            [row["intensity"] for row in group],
+            [row["attainable_macs_per_s"] / 1e9 for row in group],
+            s=[10 + 200 * row["macs"] / largest for row in group],
             alpha=0.7,
             label=kind,
         )
-    if check is not None:
-        achieved = [row.macs / (t.measured_ms / 1e3) / 1e9 for row, t in zip(roof.rows, check.layers, strict=True)]
-        ax.scatter([t.intensity for t in check.layers], achieved, marker="x", color="k", alpha=0.6,
-                   label="achieved (eager PyTorch, PyTorch profiler)")  # fmt: skip
-    ax.axvline(hardware.ridge, color="grey", ls=":", lw=1)
+    if measured is not None:
+        timings = measured["layers"]
+        achieved = [row["macs"] / (t["measured_ms"] / 1e3) / 1e9 for row, t in zip(rows, timings, strict=True)]
+        ax.scatter(
+            [t["intensity"] for t in timings],
+            achieved,
+            marker="x",
+            color="k",
+            alpha=0.6,
+            label="achieved (eager PyTorch, PyTorch profiler)",
+        )
+    ax.axvline(ridge, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (MACs per byte)")
     ax.set_ylabel("GMAC/s: attainable (dots), achieved (crosses)")
-    ax.set_title(f"Roofline of {name} at {resolution} px: every conv and linear layer (marker area: MACs)")
+    ax.set_title(f"Roofline of {label}: every conv and linear layer (marker area: MACs)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _png(fig), roof, check
+    return _png(fig)
 
 
-def plot_cost_by_kind(resolution: int = 224) -> tuple[str, dict[str, dict[str, dict[str, float]]], list[str]]:
-    from mobilenet.cost import profile
-    from mobilenet.cost.count import KINDS
-
+def plot_cost_by_kind(shares: dict[str, dict[str, dict[str, float]]], kinds: list[str]) -> str:
     plt = _pyplot()
-    shares = {name: profile(name, resolution=resolution).by_kind() for name in VERSION_COLORS}
-    kinds = [kind for kind in KINDS if any(kind in by_kind for by_kind in shares.values())]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     bottoms = [0.0] * len(shares)
     for kind in kinds:
@@ -149,34 +148,9 @@ def plot_cost_by_kind(resolution: int = 224) -> tuple[str, dict[str, dict[str, d
         ax.bar(list(shares), values, bottom=bottoms, label=kind)
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     ax.set_ylabel("share of multiply-adds (%)")
-    ax.set_title(f"Where the cost sits, per layer kind ({resolution} px, α = 1)")
+    ax.set_title("Where the cost sits, per layer kind (224 px, α = 1)")
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return _png(fig), shares, kinds
-
-
-def scaling_points(candidates: list[Candidate], name: str = "mobilenet_v2") -> list[dict[str, float]]:
-    """Measured latency relative to α = 1, 224 px, against the MACs ratio, for the candidates of one version."""
-    from mobilenet.cost import profile
-
-    group = [c for c in candidates if c.entry.name == name and not c.entry.options]
-    base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == 224), None)
-    if base is None:
-        return []
-    base_macs = profile(name, resolution=224, **base.entry.model_kwargs()).macs
-    points = []
-    for c in group:
-        macs = profile(name, resolution=c.entry.resolution, **c.entry.model_kwargs()).macs
-        law = c.entry.alpha**2 * (c.entry.resolution / 224) ** 2
-        points.append(
-            {
-                "alpha": c.entry.alpha,
-                "resolution": c.entry.resolution,
-                "law": law,
-                "macs_ratio": macs / base_macs,
-                "latency_ratio": c.latency_ms / base.latency_ms,
-            }
-        )
-    return points
+    return _png(fig)
 
 
 def plot_scaling(points: list[dict[str, float]], name: str) -> str:
@@ -207,69 +181,51 @@ table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px soli
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
 .note{color:#555;font-size:14px}code{background:#f3f3f3;padding:1px 3px}"""
 
-# Counts the plots that decoded, for the headless-browser test and for anyone checking the file.
-SCRIPT = """window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.plot');var ok=0;
-imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});document.body.setAttribute('data-plots',imgs.length);
-document.body.setAttribute('data-plots-loaded',ok);});"""
 
+def render_html(data: ReportData) -> str:
+    """The page, drawn from `data` alone."""
+    choice, hardware, roof, measured = data.choice, data.hardware, data.roofline, data.measured
+    kinds = list(dict.fromkeys(kind for by_kind in data.cost_by_kind.values() for kind in by_kind))
 
-def write_report(
-    path: str | Path,
-    choice: Choice,
-    hardware: HardwareProfile,
-    latency_ms: float | None = None,
-    size_mb: float | None = None,
-    backend: str = "onnx",
-    roofline_model: str = "mobilenet_v2",
-    measure_layers: bool = True,
-) -> Path:
-    """Render the report to `path` (written atomically) and return it."""
-    check_output(path)  # before the measurements: a path that cannot be written fails now, not after them
-    pareto = plot_pareto(choice, latency_ms, size_mb)
-    roof_png, roof, check = plot_roofline(roofline_model, 224, hardware, measure_layers)
-    kinds_png, shares, kinds = plot_cost_by_kind()
-    points = scaling_points(choice.candidates)
-    scaling_png = plot_scaling(points, "mobilenet_v2") if points else None
+    def img(png: str, alt: str) -> str:
+        return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
-    def img(data: str, alt: str) -> str:
-        return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    def row(c: dict) -> list[object]:
+        return [c["label"], f"{c['latency_ms']:.2f}", f"{c['size_mb']:.2f}", f"{c['accuracy']:.1f}"]
 
-    measured = choice.candidates[0].latency_source if choice.candidates else ""
-    pick = html.escape(choice.message)
+    latency_source = choice["candidates"][0]["latency_source"] if choice["candidates"] else ""
+    ridge = hardware["peak_macs_per_s"] / hardware["bandwidth_bytes_per_s"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mobilenet: the family on this machine"
-        f"</title><style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
+        f"</title><style>{STYLE}</style></head><body>",
         "<h1>MobileNets on this machine</h1>",
-        f"<p class='note'>{html.escape(machine_id())}; backend <code>{html.escape(backend)}</code>; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}. Latency: {html.escape(measured)}.</p>",
-        f"<h2>The pick</h2><p><b>{pick}</b></p>",
+        f"<p class='note'>{html.escape(data.machine)}; backend <code>{html.escape(data.backend)}</code>; "
+        f"{html.escape(data.created)}. Latency: {html.escape(latency_source)}.</p>",
+        f"<h2>The pick</h2><p><b>{html.escape(choice['message'])}</b></p>",
         _table(
             ["alternative", "top-1 %", "why not"],
-            [[c.label, f"{c.entry.accuracy:.1f}", why] for c, why in choice.reasons],
+            [[c["label"], f"{c['accuracy']:.1f}", c["why_not"]] for c in choice["alternatives"]],
         ),
         "<h2>Accuracy against latency</h2>",
-        img(pareto, "accuracy against latency"),
-        _table(
-            ["Pareto frontier", "latency ms", "size MB", "top-1 %"],
-            [[c.label, f"{c.latency_ms:.2f}", f"{c.size_mb:.2f}", f"{c.entry.accuracy:.1f}"] for c in choice.frontier],
-        ),
-        f"<h2>Roofline of {roofline_model}</h2>",
-        f"<p class='note'>Measured peak {hardware.peak_macs_per_s / 1e9:.1f} GMAC/s and bandwidth "
-        f"{hardware.bandwidth_bytes_per_s / 1e9:.1f} GB/s ({html.escape(hardware.source)}); ridge "
-        f"{hardware.ridge:.2f} MACs/byte. Predicted latency (fp32, unfused) {roof.predicted_ms:.2f} ms.</p>",
-        img(roof_png, "roofline"),
+        img(plot_pareto(choice, data.latency_budget_ms, data.size_budget_mb), "accuracy against latency"),
+        _table(["Pareto frontier", "latency ms", "size MB", "top-1 %"], [row(c) for c in choice["frontier"]]),
+        f"<h2>Roofline of {html.escape(data.roofline_model)}</h2>",
+        f"<p class='note'>Peak {hardware['peak_macs_per_s'] / 1e9:.1f} GMAC/s and bandwidth "
+        f"{hardware['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({html.escape(hardware['source'])}); ridge "
+        f"{ridge:.2f} MACs/byte. Predicted latency (fp32, unfused) {roof['predicted_ms']:.2f} ms.</p>",
+        img(plot_roofline(roof, hardware, data.roofline_model, measured), "roofline"),
         _table(
             ["bound", "layers", "MACs", "predicted ms"],
             [
                 [bound, int(v["layers"]), f"{v['macs']:,}", f"{v['predicted_ms']:.3f}"]
-                for bound, v in roof.by_bound().items()
+                for bound, v in roof["by_bound"].items()
             ],
         ),
     ]
-    if check is not None:
+    if measured is not None:
         parts += [
-            f"<p>Whole network: predicted {check.predicted_ms:.2f} ms, measured {check.measured_ms:.2f} ms (eager "
-            "PyTorch, batch 1, median). Per kind, and the layers where they disagree most:</p>",
+            f"<p>Whole network: predicted {measured['predicted_ms']:.2f} ms, measured {measured['measured_ms']:.2f} ms "
+            "(eager PyTorch, batch 1, median). Per kind, and the layers where they disagree most:</p>",
             _table(
                 ["kind", "layers", "predicted ms", "measured ms", "measured / predicted"],
                 [
@@ -280,29 +236,32 @@ def write_report(
                         f"{v['measured_ms']:.3f}",
                         f"{v['measured_ms'] / max(v['predicted_ms'], 1e-9):.1f}",
                     ]
-                    for k, v in check.by_kind().items()
+                    for k, v in measured["by_kind"].items()
                 ],
             ),
             _table(
                 ["layer", "kind", "bound", "predicted ms", "measured ms"],
-                [[t.name, t.kind, t.bound, f"{t.predicted_ms:.3f}", f"{t.measured_ms:.3f}"] for t in check.worst(8)],
+                [
+                    [t["name"], t["kind"], t["bound"], f"{t['predicted_ms']:.3f}", f"{t['measured_ms']:.3f}"]
+                    for t in measured["worst"]
+                ],
             ),
         ]
     parts += [
         "<h2>Cost per layer kind</h2>",
-        img(kinds_png, "cost per layer kind"),
+        img(plot_cost_by_kind(data.cost_by_kind, kinds), "cost per layer kind"),
         _table(
             ["version", *kinds],
             [
                 [name, *(f"{100 * by_kind.get(k, {}).get('macs_share', 0.0):.1f}%" for k in kinds)]
-                for name, by_kind in shares.items()
+                for name, by_kind in data.cost_by_kind.items()
             ],
         ),
     ]
-    if scaling_png:
+    if data.scaling:
         parts += [
             "<h2>Scaling with α and ρ</h2>",
-            img(scaling_png, "alpha rho scaling"),
+            img(plot_scaling(data.scaling, SCALING_MODEL), "alpha rho scaling"),
             _table(
                 ["α", "px", "α²ρ²", "MACs ratio", "latency ratio"],
                 [
@@ -313,7 +272,7 @@ def write_report(
                         f"{p['macs_ratio']:.3f}",
                         f"{p['latency_ratio']:.3f}",
                     ]
-                    for p in points
+                    for p in data.scaling
                 ],
             ),
         ]
@@ -321,12 +280,22 @@ def write_report(
         "<h2>Every candidate</h2>",
         _table(
             ["member", "latency ms", "size MB", "top-1 %", "accuracy source"],
-            [
-                [c.label, f"{c.latency_ms:.2f}", f"{c.size_mb:.2f}", f"{c.entry.accuracy:.1f}", c.entry.accuracy_source]
-                for c in sorted(choice.candidates, key=lambda c: c.latency_ms)
-            ],
+            [[*row(c), c["accuracy_source"]] for c in sorted(choice["candidates"], key=lambda c: c["latency_ms"])],
         ),
         "</body></html>",
     ]
-    text = "\n".join(parts)
-    return write_text(path, text)
+    return "\n".join(parts)
+
+
+def data_path(page: str | os.PathLike) -> Path:
+    """Where the data of the page at `page` is saved: beside it, `report.html` -> `report.json`."""
+    return Path(page).with_suffix(".json")
+
+
+def write_report(path: str | os.PathLike, data: ReportData) -> Path:
+    """Write the page drawn from `data` to `path` and the data beside it (`data_path`), each atomically."""
+    check_output(path)
+    check_output(data_path(path))
+    page = write_text(path, render_html(data))
+    data.save(data_path(path))
+    return page
