@@ -13,6 +13,7 @@ and `best.safetensors` (the weights to use — EMA ones when EMA is on — with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -265,7 +266,9 @@ class _Run:
         self.padding = config.padding if config.padding is not None else self.size // 8
         self.flip = info.flip if config.flip is None else config.flip
         self.epoch, self.step = 0, 0  # the next step to run
-        self.best_val, self.sums = -1.0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.best_val, self.sums = -1.0, _fresh_sums()
+        bf16 = functools.partial(torch.autocast, world.device.type, dtype=torch.bfloat16)
+        self.autocast = bf16 if config.bf16 else nullcontext  # a new context per forward pass
 
     # --- checkpoints -------------------------------------------------------------------------------------------
 
@@ -324,9 +327,8 @@ class _Run:
         lr = learning_rate(global_step, self.total_steps, self.warmup_steps, self.base_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        autocast = torch.autocast(self.world.device.type, dtype=torch.bfloat16) if self.config.bf16 else nullcontext()
         self.network.train()
-        with autocast:
+        with self.autocast():
             logits = self.network(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
         finite = torch.isfinite(loss.detach()).float()
@@ -401,16 +403,40 @@ class _Run:
         if len(self.val_idx) == 0:
             return None
         model = self.eval_model()
-        autocast = torch.autocast(self.world.device.type, dtype=torch.bfloat16) if self.config.bf16 else nullcontext()
 
         def predict(x: torch.Tensor) -> torch.Tensor:
             if self.config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
+            with self.autocast():
                 return model(x.to(self.world.device))
 
         model.eval()
         return evaluate(predict, self.train_set, image_size=self.size, indices=self.val_idx)
+
+    def fit(self) -> None:
+        """Train from the point reached to the last epoch: each epoch, train, validate, then (main process) keep the
+        best weights, checkpoint and log."""
+        while self.epoch < self.config.epochs:
+            metrics = self.run_epoch()
+            if self.world.size > 1:
+                self.sync_buffers()
+            result = self.validate()
+            if result is not None:
+                metrics.update(val_loss=result.loss, val_acc=result.top1)
+            self.epoch, self.step, self.sums = self.epoch + 1, 0, _fresh_sums()
+            if self.world.main:
+                if result is not None and result.top1 > self.best_val:
+                    self.best_val = result.top1
+                    save(self.eval_model(), self.out / "best.safetensors", metadata=self._metadata())
+                self.save_state()
+                append_line(self.out / "metrics.jsonl", json.dumps(metrics))
+                if self.progress:
+                    _print_epoch(metrics)
+
+
+def _fresh_sums() -> dict[str, float]:
+    """The running totals of an epoch, at its start."""
+    return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
 
 
 def read_run_config(out: str | os.PathLike) -> TrainConfig:
@@ -460,23 +486,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
               f"{len(run.train_idx):,} train / {len(run.val_idx):,} val images, {config.epochs} epochs of "
               f"{run.steps_per_epoch} steps, {world.size} process(es) -> {out}", file=sys.stderr)  # fmt: skip
     try:
-        while run.epoch < config.epochs:
-            metrics = run.run_epoch()
-            if world.size > 1:
-                run.sync_buffers()
-            result = run.validate()
-            if result is not None:
-                metrics.update(val_loss=result.loss, val_acc=result.top1)
-            run.epoch, run.step = run.epoch + 1, 0
-            run.sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-            if world.main:
-                if result is not None and result.top1 > run.best_val:
-                    run.best_val = result.top1
-                    save(run.eval_model(), out / "best.safetensors", metadata=run._metadata())
-                run.save_state()
-                append_line(out / "metrics.jsonl", json.dumps(metrics))
-                if progress:
-                    _print_epoch(metrics)
+        run.fit()
         divergence = _rank_divergence(run) if world.size > 1 else 0.0
     except KeyboardInterrupt:
         run.save_state()
@@ -489,11 +499,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             dist.destroy_process_group()
     if not world.main:
         return {}
-    result = _finish(run)
-    if world.size > 1:
-        result["processes"], result["rank_max_param_difference"] = world.size, divergence
-        write_text(run.out / "result.json", json.dumps(result, indent=2))
-    return result
+    data_parallel = {"processes": world.size, "rank_max_param_difference": divergence} if world.size > 1 else {}
+    return _finish(run, data_parallel)
 
 
 def _rank_divergence(run: _Run) -> float:
@@ -519,8 +526,8 @@ def _print_epoch(metrics: dict[str, float]) -> None:
     )
 
 
-def _finish(run: _Run) -> dict[str, object]:
-    """Evaluate best (by validation accuracy) and last weights on the test set; write result.json."""
+def _finish(run: _Run, extra: dict[str, object]) -> dict[str, object]:
+    """Evaluate best (by validation accuracy) and last weights on the test set; write result.json (with `extra`)."""
     from mobilenet.weights import load
 
     test = run.test_set
@@ -530,5 +537,6 @@ def _finish(run: _Run) -> dict[str, object]:
         if path.is_file():
             evaluation = evaluate(load(path), test, image_size=run.size)
             result[f"test_{name}"] = {"top1": evaluation.top1, "top5": evaluation.top5, "loss": evaluation.loss}
+    result.update(extra)
     write_text(run.out / "result.json", json.dumps(result, indent=2))
     return result
