@@ -1,10 +1,12 @@
 """Width rules and shapes, table by table, in the manner of TF-slim's tests."""
 
+import dataclasses
+import json
 import math
 
 import pytest
 
-from mobilenet.resolve import make_config, make_divisible, resolution, resolve
+from mobilenet.resolve import ModelConfig, list_models, make_config, make_divisible, resolution, resolve
 from tests.conftest import torchvision_fixture
 
 
@@ -192,3 +194,46 @@ def test_resolution_multiplier(rho, side):
 def test_resolution_multiplier_rejects_bad_values(rho):
     with pytest.raises(ValueError, match="rho"):
         resolution(rho)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"name": "mobilenet_v2", "alpha": -1.0}, ValueError, "alpha"),
+        ({"name": "mobilenet_v2", "alpha": float("nan")}, ValueError, "alpha"),
+        ({"name": "mobilenet_v2", "num_classes": 0}, ValueError, "num_classes"),
+        ({"name": "mobilenet_v2", "in_chans": 1.5}, TypeError, "in_chans"),
+        ({"name": "mobilenet_v2", "options": {"activation": "gelu"}}, ValueError, "activation"),
+        ({"name": "mobilenet_v2", "options": {"minimal": True}}, TypeError, "unexpected keyword argument"),
+        ({"name": "mobilenet_v3_small", "options": {"head": "wide"}}, ValueError, "head"),
+        ({"name": "mobilenet_v1", "options": {"shallow": "yes"}}, TypeError, "shallow"),
+        ({"name": "mobilenet_v4"}, ValueError, "unknown model"),
+        ({"name": "mobilenet_v2", "small_input": 1}, TypeError, "small_input"),
+    ],
+)
+def test_model_config_cannot_hold_an_invalid_value(fields, error, message):
+    with pytest.raises(error, match=message):
+        ModelConfig(**fields)
+
+
+def test_model_config_is_complete_frozen_and_hashable():
+    config = ModelConfig(name="mobilenet_v2")  # was KeyError: 't' at resolve time
+    assert config.options == {"t": 6.0, "activation": "relu6"}
+    assert config.dropout == 0.2
+    assert resolve(config).blocks[1].mid_ch == 6 * 16
+    assert hash(config) == hash(make_config("mobilenet_v2", t=6))
+    assert {config: 1}[make_config("mobilenet_v2")] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.alpha = 0.5
+    with pytest.raises(TypeError):
+        config.options["t"] = 4.0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_config_round_trips_through_json(name):
+    from mobilenet.specs import VERSIONS
+
+    spec = VERSIONS[name]
+    for alpha in spec.published_alphas:
+        config = make_config(name, alpha=alpha, num_classes=10, small_input=True)
+        assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

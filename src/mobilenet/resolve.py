@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -50,18 +51,64 @@ def resolution(rho: float) -> int:
     return round(224 * rho)
 
 
+class Options(Mapping[str, object]):
+    """A version's options, complete and validated: a read-only, hashable mapping (so a config can be a cache key)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, object]) -> None:
+        self._items = tuple(items.items())  # in the version's order, for a repr that reads like the spec
+
+    def __getitem__(self, key: str) -> object:
+        for name, value in self._items:
+            if name == key:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items))  # equal mappings hash equal, whatever their order
+
+    def __repr__(self) -> str:
+        return repr(dict(self._items))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that determines a model: the arguments of `create_model`, validated. Saved with the weights."""
+    """Everything that determines a model: the arguments of `create_model`. Valid by construction: the constructor
+    checks every field (raising TypeError/ValueError naming it) and completes the version's options with their
+    defaults, so no invalid config can exist. Frozen and hashable; saved with the weights (`to_dict`/`from_dict`)."""
 
     name: str
     alpha: float = 1.0
     num_classes: int = 1000
     in_chans: int = 3
     small_input: bool = False
-    dropout: float = 0.2
+    dropout: float | None = None  # None: the version's own
     features_only: bool = False
-    options: dict[str, object] = field(default_factory=dict)  # the version's own options, all of them
+    options: Mapping[str, object] = field(default_factory=dict)  # the version's own options; missing: defaults
+
+    def __post_init__(self) -> None:
+        spec = get_spec(self.name)
+        if not _is_real(self.alpha) or not 0 < self.alpha <= MAX_ALPHA:
+            raise ValueError(f"alpha (width multiplier) must be a number in (0, {MAX_ALPHA}], got {self.alpha!r}")
+        _check_int("num_classes", self.num_classes, 1)
+        _check_int("in_chans", self.in_chans, 1)
+        _check_bool("small_input", self.small_input)
+        _check_bool("features_only", self.features_only)
+        dropout = spec.dropout if self.dropout is None else self.dropout
+        if not _is_real(dropout) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if not isinstance(self.options, Mapping):
+            raise TypeError(f"options must be a mapping of {self.name}'s options, got {self.options!r}")
+        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "dropout", float(dropout))
+        object.__setattr__(self, "options", _version_options(spec, self.options))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +121,11 @@ class ModelConfig:
             "features_only": self.features_only,
             **self.options,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> ModelConfig:
+        """The inverse of `to_dict` (the format checkpoints and ONNX files store)."""
+        return make_config(**data)
 
 
 @dataclass(frozen=True)
@@ -215,33 +267,14 @@ def _check_bool(name: str, value: object) -> bool:
     return value
 
 
-def make_config(
-    name: str,
-    alpha: float = 1.0,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    small_input: bool = False,
-    dropout: float | None = None,
-    features_only: bool = False,
-    **options: object,
-) -> ModelConfig:
-    """Validate `create_model`'s arguments where they enter; raise TypeError/ValueError naming what is wrong."""
-    spec = get_spec(name)
-    if not _is_real(alpha) or not 0 < alpha <= MAX_ALPHA:
-        raise ValueError(f"alpha (width multiplier) must be a number in (0, {MAX_ALPHA}], got {alpha!r}")
-    _check_int("num_classes", num_classes, 1)
-    _check_int("in_chans", in_chans, 1)
-    _check_bool("small_input", small_input)
-    _check_bool("features_only", features_only)
-    dropout = spec.dropout if dropout is None else dropout
-    if not _is_real(dropout) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-
-    unknown = sorted(set(options) - set(spec.options))
+def _version_options(spec: VersionSpec, given: Mapping[str, object]) -> Options:
+    """`given` completed with `spec`'s defaults and checked: unknown names, wrong types and values are refused."""
+    unknown = sorted(set(given) - set(spec.options))
     if unknown:
         valid = ", ".join(sorted(spec.options)) or "none"
-        raise TypeError(f"{name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: {valid}")
-    resolved = {**spec.options, **options}
+        raise TypeError(f"{spec.name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: "
+                        f"{valid}")  # fmt: skip
+    resolved = {**spec.options, **given}
     for key, value in resolved.items():
         default = spec.options[key]
         if isinstance(default, bool):
@@ -267,16 +300,21 @@ def make_config(
             f"head must be one of {HEAD_POLICIES} ('scaled': the pre-logits layer scales with alpha, as in "
             f"torchvision; 'fixed': it stays at the paper's width, as in TF-slim), got {resolved['head']!r}"
         )
-    return ModelConfig(
-        name=name,
-        alpha=float(alpha),
-        num_classes=num_classes,
-        in_chans=in_chans,
-        small_input=small_input,
-        dropout=float(dropout),
-        features_only=features_only,
-        options=resolved,
-    )
+    return Options(resolved)
+
+
+def make_config(
+    name: str,
+    alpha: float = 1.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    dropout: float | None = None,
+    features_only: bool = False,
+    **options: object,
+) -> ModelConfig:
+    """`create_model`'s arguments as a `ModelConfig` (which checks them all); the version's options as keywords."""
+    return ModelConfig(name, alpha, num_classes, in_chans, small_input, dropout, features_only, options)
 
 
 def resolve(config: ModelConfig) -> Architecture:

@@ -30,7 +30,7 @@ from torch import nn
 
 from mobilenet.layers import InvertedResidual, SqueezeExcite
 from mobilenet.model import MobileNet, build
-from mobilenet.resolve import check_resolution, make_config
+from mobilenet.resolve import ModelConfig, check_resolution, make_config
 
 Kind = Literal["standard", "depthwise", "pointwise", "squeeze_excite", "linear"]
 KINDS: tuple[Kind, ...] = ("standard", "depthwise", "pointwise", "squeeze_excite", "linear")
@@ -360,19 +360,19 @@ class _Twin:
 
 
 @functools.lru_cache(maxsize=128)
-def _meta_twin(config_json: str) -> _Twin:
+def _meta_twin(config: ModelConfig) -> _Twin:
     """The recording meta twin of a config, with its parameter counts.
 
     Cached: a meta model holds no memory, and the same member is profiled at many resolutions.
     """
-    model = build(make_config(**json.loads(config_json)), device="meta").eval()
+    model = build(config, device="meta").eval()
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params_bn = sum(p.numel() for bn in bns for p in bn.parameters())
     statistics = sum(bn.running_mean.numel() + bn.running_var.numel() for bn in bns)
     uncounted = _make_twin(model)
     if uncounted:  # every module of the family is counted: this is a bug, not bad input
-        raise RuntimeError(f"the cost twin of {config_json} left modules uncounted: {uncounted}")
+        raise RuntimeError(f"the cost twin of {config} left modules uncounted: {uncounted}")
     return _Twin(model, params, params_bn, statistics)
 
 
@@ -395,7 +395,7 @@ def profile(
         raise TypeError(f"profile() takes a MobileNet or a model name, got {type(model_or_name).__name__}")
     if config.features_only:
         raise ValueError("profile() counts classifiers; build the model without features_only")
-    twin = _meta_twin(json.dumps(config.to_dict(), sort_keys=True))
+    twin = _meta_twin(config)
     check_resolution(twin.model.arch, resolution)
     shape = (1, config.in_chans, resolution, resolution)
     recorded = _trace(twin.model, shape, bytes_per_element)
