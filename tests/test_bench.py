@@ -88,7 +88,7 @@ def test_bench_cli_bad_input(capsys):
 
     assert main(["bench", "mobilenet_v2", "--resolution", "16"]) == 2
     assert "too small" in capsys.readouterr().err
-    assert main(["bench", "mobilenet_v2", "--batch", "0"]) == 2
+    assert main(["bench", "mobilenet_v2", "--batch-size", "0"]) == 2
     assert "batch" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "mobilenet_v2", "--backend", "tensorrt"])

@@ -223,7 +223,7 @@ def test_a_bad_file_does_not_stop_the_others(fp32_onnx, image_files):
 def test_predict_cli(fp32_onnx, image_files, capsys):
     from mobilenet.cli import main
 
-    code = main(["predict", str(image_files), "--model", str(fp32_onnx[1]), "--top-k", "2", "--json"])
+    code = main(["predict", str(image_files), "--weights", str(fp32_onnx[1]), "--top-k", "2", "--json"])
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert code == 1  # one file failed; the others were classified
@@ -473,13 +473,13 @@ def test_predict_cli_prints_each_result_as_it_comes_and_a_document_on_interrupt(
             yield outcome
 
     monkeypatch.setattr(Classifier, "classify", interrupted)
-    assert main(["predict", str(image_files), "--model", str(fp32_onnx[1]), "--json"]) == 130
+    assert main(["predict", str(image_files), "--weights", str(fp32_onnx[1]), "--json"]) == 130
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["interrupted"] is True
     assert len(document["predictions"]) + len(document["errors"]) == 2
     assert "interrupted after" in captured.err
-    assert main(["predict", str(image_files), "--model", str(fp32_onnx[1])]) == 130
+    assert main(["predict", str(image_files), "--weights", str(fp32_onnx[1])]) == 130
     printed = capsys.readouterr().out.splitlines()  # item0.png and item1.png, printed before the interrupt
     assert [line.split(":")[0] for line in printed] == [str(image_files / "item0.png"), str(image_files / "item1.png")]
 
@@ -489,5 +489,5 @@ def test_predict_cli_says_when_it_found_no_image(fp32_onnx, tmp_path, capsys):
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    assert main(["predict", str(tmp_path / "empty"), "--model", str(fp32_onnx[1])]) == 1
+    assert main(["predict", str(tmp_path / "empty"), "--weights", str(fp32_onnx[1])]) == 1
     assert "no image files" in capsys.readouterr().err

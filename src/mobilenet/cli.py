@@ -302,15 +302,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mobilenet.bench.latency import make_runner, time_calls
 
     model = create_model(args.name, **model_kwargs(args))
-    model.check_input(torch.empty(args.batch, model.config.in_chans, args.resolution, args.resolution, device="meta"))
-    run, facts = make_runner(model, args.backend, args.resolution, batch=args.batch, threads=args.threads)
-    timing = time_calls(run, batch=args.batch, min_runs=args.min_runs, min_time_s=args.min_time)
+    shape = (args.batch_size, model.config.in_chans, args.resolution, args.resolution)
+    model.check_input(torch.empty(shape, device="meta"))
+    run, facts = make_runner(model, args.backend, args.resolution, batch=args.batch_size, threads=args.threads)
+    timing = time_calls(run, batch=args.batch_size, min_runs=args.min_runs, min_time_s=args.min_time)
     result = {"name": args.name, **model_kwargs(args), "resolution": args.resolution, **facts, **timing.to_dict()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     size = f", {facts['size_mb']:.2f} MB file" if "size_mb" in facts else ""
-    print(f"{args.name} alpha={args.alpha} {args.resolution}px batch {args.batch}, {args.backend}, "
+    print(f"{args.name} alpha={args.alpha} {args.resolution}px batch {args.batch_size}, {args.backend}, "
           f"{facts['threads']} thread(s){size}")  # fmt: skip
     print(f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
           f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)")  # fmt: skip
@@ -550,7 +551,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mobilenet.data.datasets import IMAGE_SUFFIXES
     from mobilenet.deploy.predictor import Classifier, Prediction
 
-    classifier = Classifier(args.model, threads=args.threads)
+    classifier = Classifier(args.weights, threads=args.threads)
     predictions, errors, interrupted = [], {}, False
     try:  # each result as it comes: an interrupted run has shown (and, with --json, returns) what it did
         for outcome in classifier.classify(args.images, k=args.top_k):
@@ -616,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_arguments(be)
     be.add_argument("--resolution", type=COUNT, default=224, help="input side in pixels (default 224)")
-    be.add_argument("--batch", type=COUNT, default=1, help="images per call (default 1)")
+    be.add_argument("--batch-size", type=COUNT, default=1, help="images per call (default 1)")
     be.add_argument("--threads", type=THREADS, default=None, help="intra-op threads (default: torch's)")
     be.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the model (default torch)")
     be.add_argument("--min-runs", type=COUNT, default=30, help="timed calls at least (default 30)")
@@ -744,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = verbs.add_parser("predict", help="top-k labels for PNG/JPEG images with an ONNX file or a checkpoint")
     pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    pr.add_argument("--model", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
+    pr.add_argument("--weights", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
     pr.add_argument("--top-k", type=COUNT, default=3, help="labels per image (default 3)")
     pr.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime or torch threads")
     pr.add_argument("--json", action="store_true")
