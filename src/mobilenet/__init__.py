@@ -32,14 +32,39 @@ _EXPORTS = {
     "Classifier": "mobilenet.deploy.predictor",
     "export_onnx": "mobilenet.deploy.onnx",
 }
-_SUBMODULES = ("bench", "convert", "cost", "data", "deploy", "metadata", "published", "report", "specs", "train",
-               "weights")  # fmt: skip
+_SUBMODULES = (
+    "bench",
+    "convert",
+    "cost",
+    "data",
+    "deploy",
+    "metadata",
+    "published",
+    "report",
+    "specs",
+    "train",
+    "weights",
+)
 
 __all__ = [  # the names of _EXPORTS, written out for tools that read __all__ statically
-    "Classifier", "CostReport", "MobileNet", "ModelConfig", "build", "count_module", "create_model", "export_onnx",
-    "from_torchvision", "list_models", "load", "load_weights", "make_config", "make_divisible", "profile",
-    "resolution", "save",
-]  # fmt: skip
+    "Classifier",
+    "CostReport",
+    "MobileNet",
+    "ModelConfig",
+    "build",
+    "count_module",
+    "create_model",
+    "export_onnx",
+    "from_torchvision",
+    "list_models",
+    "load",
+    "load_weights",
+    "make_config",
+    "make_divisible",
+    "profile",
+    "resolution",
+    "save",
+]
 
 if TYPE_CHECKING:  # what the names are, for readers and type checkers; at run time they come from __getattr__
     from mobilenet.convert import from_torchvision

@@ -340,8 +340,16 @@ def _sweep(args: argparse.Namespace, hardware=None):
 
         directory = Path(args.cache) if args.cache else cache_dir()
         cache = LatencyCache.open(directory, machine_id(), args.backend, args.threads or torch.get_num_threads(), 1)
-    candidates = sweep(entries, args.backend, args.threads, cache=cache, predict=args.predict, hardware=hardware,
-                       progress=not args.quiet and not getattr(args, "json", False), refresh=args.refresh)  # fmt: skip
+    candidates = sweep(
+        entries,
+        args.backend,
+        args.threads,
+        cache=cache,
+        predict=args.predict,
+        hardware=hardware,
+        progress=not args.quiet and not getattr(args, "json", False),
+        refresh=args.refresh,
+    )
     return candidates, cache
 
 
@@ -395,8 +403,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         choice = choose(candidates, args.latency_ms, args.size_mb)
         data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict)
     path = write_report(args.out, data)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its data {data_path(path)}: "
-          f"{data.choice['message']}")  # fmt: skip
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its data {data_path(path)}: {data.choice['message']}")
     return 0
 
 
@@ -408,8 +415,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         given = [name for name, value in vars(args).items() if name not in fixed and value != parser.get_default(name)]
         if given:
             flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
-            raise UsageError(f"--resume continues the run as saved in {args.out}/config.json, so {flags} cannot "
-                             f"change it; drop {flags}, or start a new run with another --out")  # fmt: skip
+            raise UsageError(
+                f"--resume continues the run as saved in {args.out}/config.json, so {flags} cannot "
+                f"change it; drop {flags}, or start a new run with another --out"
+            )
         config = TrainConfig(out=args.out)  # replaced by RUN_DIR/config.json
     else:
         model_fields = ("small_input", "t", "shallow", "activation", "minimal", "head", "expansion", "dropout")
@@ -531,8 +540,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_output(args.out)
     model, stored = load_with_metadata(args.checkpoint)
     config = model.config
-    spec = input_spec(args.checkpoint, stored, config.in_chans, config.num_classes,
-                      default_size=32 if config.small_input else 224)  # fmt: skip
+    spec = input_spec(
+        args.checkpoint, stored, config.in_chans, config.num_classes, default_size=32 if config.small_input else 224
+    )
     resolution = spec.size if args.resolution is None else args.resolution
     metadata = {"mean": json.dumps(spec.mean), "std": json.dumps(spec.std)}
     if "dataset" in stored:
@@ -572,8 +582,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"mobilenet predict: interrupted after {len(predictions)} image(s)", file=sys.stderr)
         return 130
     if not predictions and not errors:
-        print(f"mobilenet predict: no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.images)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"mobilenet predict: no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.images)}",
+            file=sys.stderr,
+        )
         return 1
     return 1 if errors else 0
 

@@ -38,8 +38,7 @@ def _numbers(source: str, key: str, text: str, channels: int) -> tuple[float, ..
         values = json.loads(text)
     except json.JSONDecodeError:
         values = None
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in values):  # fmt: skip
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise InputError(f"{source}: metadata {key!r} must be a JSON list of numbers, got {text[:80]!r}")
     if len(values) != channels:
         raise InputError(f"{source}: metadata {key!r} has {len(values)} value(s) for a {channels}-channel input")

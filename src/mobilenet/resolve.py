@@ -272,8 +272,9 @@ def _version_options(spec: VersionSpec, given: Mapping[str, object]) -> Options:
     unknown = sorted(set(given) - set(spec.options))
     if unknown:
         valid = ", ".join(sorted(spec.options)) or "none"
-        raise TypeError(f"{spec.name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: "
-                        f"{valid}")  # fmt: skip
+        raise TypeError(
+            f"{spec.name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: {valid}"
+        )
     resolved = {**spec.options, **given}
     for key, value in resolved.items():
         default = spec.options[key]

@@ -136,8 +136,13 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str
         if given[key].is_floating_point() and given[key].device.type != "meta" and not torch.isfinite(given[key]).all()
     ]
     lines = []
-    for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes),
-                        ("dtype mismatch", dtypes), ("not finite", nonfinite)):  # fmt: skip
+    for title, keys in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape mismatch", shapes),
+        ("dtype mismatch", dtypes),
+        ("not finite", nonfinite),
+    ):
         if keys:
             shown = "\n    ".join(keys[:12])
             more = f"\n    ... and {len(keys) - 12} more" if len(keys) > 12 else ""

@@ -130,12 +130,16 @@ def entries_from_file(path: str | os.PathLike) -> list[Entry]:
             if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 4096:
                 raise ValueError(f"resolution must be an integer in 1..4096, got {resolution!r}")
             entry = Entry(
-                name, row["alpha"], resolution, _accuracy(path, i, accuracy), f"{dataset} top-1, {path.name}",
+                name,
+                row["alpha"],
+                resolution,
+                _accuracy(path, i, accuracy),
+                f"{dataset} top-1, {path.name}",
                 tuple(sorted(options.items())),
                 num_classes=row.get("num_classes", len(info.classes) if info else 1000),
                 in_chans=row.get("in_chans", info.channels if info else 3),
                 small_input=row.get("small_input", resolution <= 64),
-            )  # fmt: skip
+            )
             config = make_config(entry.name, **entry.model_kwargs())  # every field checked where it enters
             check_resolution(resolve(config), resolution)
             entry = dataclasses.replace(entry, alpha=config.alpha)
@@ -144,8 +148,10 @@ def entries_from_file(path: str | os.PathLike) -> list[Entry]:
                 raise
             raise ValueError(f"accuracy file {path}, entry {i}: {error}") from None
         if entry.key() in seen:
-            raise ValueError(f"accuracy file {path}: entries {seen[entry.key()]} and {i} are the same configuration "
-                             f"({name} alpha={entry.alpha} @{resolution}); keep one")  # fmt: skip
+            raise ValueError(
+                f"accuracy file {path}: entries {seen[entry.key()]} and {i} are the same configuration "
+                f"({name} alpha={entry.alpha} @{resolution}); keep one"
+            )
         seen[entry.key()] = i
         entries.append(entry)
     return entries
@@ -158,8 +164,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mobilenet"
 
 
-_ENTRY_FIELDS = {"median_ms": float, "p10_ms": float, "p90_ms": float, "runs": int, "spread": float,
-                 "size_mb": float, "measured_at": str}  # fmt: skip
+_ENTRY_FIELDS = {
+    "median_ms": float,
+    "p10_ms": float,
+    "p90_ms": float,
+    "runs": int,
+    "spread": float,
+    "size_mb": float,
+    "measured_at": str,
+}
 
 
 def _valid_entry(value: object) -> bool:

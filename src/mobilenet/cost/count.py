@@ -343,10 +343,12 @@ def count_module(
     twin = copy.deepcopy(module).to("meta").eval()
     uncounted = _make_twin(twin)
     if uncounted:
-        raise ValueError(f"count_module cannot count {len(uncounted)} module(s) that hold parameters: "
-                         f"{', '.join(uncounted[:12])}{' ...' if len(uncounted) > 12 else ''}; it counts Conv2d "
-                         f"and Linear layers (subclasses too), and BatchNorm2d and activations as element-wise "
-                         f"work")  # fmt: skip
+        raise ValueError(
+            f"count_module cannot count {len(uncounted)} module(s) that hold parameters: "
+            f"{', '.join(uncounted[:12])}{' ...' if len(uncounted) > 12 else ''}; it counts Conv2d "
+            f"and Linear layers (subclasses too), and BatchNorm2d and activations as element-wise "
+            f"work"
+        )
     recorder = _trace(twin, input_shape, bytes_per_element)
     return recorder.layers, recorder.elementwise
 

@@ -182,8 +182,10 @@ def read_idx(path: Path, max_bytes: int = 1 << 30) -> np.ndarray:
             dims = struct.unpack(f">{ndim}I", raw)
             size = int(np.prod(dims, dtype=np.int64))
             if size > max_bytes:
-                raise DatasetError(f"{path}: its header {dims} announces {size:,} bytes, over the {max_bytes:,} "
-                                   f"this reader accepts: not an MNIST-style file")  # fmt: skip
+                raise DatasetError(
+                    f"{path}: its header {dims} announces {size:,} bytes, over the {max_bytes:,} "
+                    f"this reader accepts: not an MNIST-style file"
+                )
             data = handle.read(size)
             extra = handle.read(1)
     except (OSError, EOFError, zlib.error) as error:

@@ -52,8 +52,10 @@ def export_onnx(
     if not isinstance(model, MobileNet):
         raise TypeError(f"export_onnx() takes a mobilenet.MobileNet, got {type(model).__name__}")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
-        raise ValueError(f"opset must be >= {MIN_OPSET} (h-swish needs 14) and <= {max_opset()} (the newest the "
-                         f"installed onnx package knows), got {opset!r}")  # fmt: skip
+        raise ValueError(
+            f"opset must be >= {MIN_OPSET} (h-swish needs 14) and <= {max_opset()} (the newest the "
+            f"installed onnx package knows), got {opset!r}"
+        )
     check_output(path)
     if model.config.features_only:
         raise ValueError("export a classifier: the model was built with features_only=True")
@@ -78,8 +80,10 @@ def export_onnx(
             raise ValueError(f"the exporter wrote opset {written}, not the {opset} asked for; {target} was not written")
         diff, scale = _verify(tmp, fused, model.config.in_chans, resolution, check_batch, seed)
         if not math.isfinite(scale):
-            raise ValueError(f"PyTorch's own output holds NaN or infinite values: the model's weights are broken; "
-                             f"{target} was not written")  # fmt: skip
+            raise ValueError(
+                f"PyTorch's own output holds NaN or infinite values: the model's weights are broken; "
+                f"{target} was not written"
+            )
         if not diff <= TOLERANCE * max(scale, 1e-12):  # NaN fails too
             raise ValueError(
                 f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (output scale {scale:.3g}), more "

@@ -92,8 +92,9 @@ class Classifier:
 
             network, metadata = load_with_metadata(self.path)
             config = network.config
-            self.spec = input_spec(self.path, metadata, config.in_chans, config.num_classes,
-                                   default_size=32 if config.small_input else 224)  # fmt: skip
+            self.spec = input_spec(
+                self.path, metadata, config.in_chans, config.num_classes, default_size=32 if config.small_input else 224
+            )
             self.num_classes = config.num_classes
 
             def run(x: torch.Tensor) -> torch.Tensor:
@@ -110,8 +111,10 @@ class Classifier:
         if not torch.isfinite(logits).all():
             raise ValueError(f"{self.path} computed NaN or infinite logits: its weights are broken")
         values, indices = logits.softmax(1).topk(min(k, logits.shape[1]), dim=1)
-        return [[(self.labels[i] if self.labels else str(i), p) for i, p in zip(row_i, row_p, strict=True)]
-                for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)]  # fmt: skip
+        return [
+            [(self.labels[i] if self.labels else str(i), p) for i, p in zip(row_i, row_p, strict=True)]
+            for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
 
     def predict(self, images: list[str | os.PathLike], k: int = 5, batch_size: int = 64) -> list[Prediction]:
         """Top-k predictions per image file. Raises ValueError naming the first file that cannot be classified: use

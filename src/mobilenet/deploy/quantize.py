@@ -19,9 +19,20 @@ from mobilenet.deploy.runtime import OnnxModel
 
 METHODS = ("minmax", "entropy", "percentile")
 # Operators only a quantized graph holds: a file with any of them is not an fp32 model to quantize.
-QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
-                           "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "ConvInteger",
-                           "MatMulInteger"})  # fmt: skip
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearGlobalAveragePool",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 
 
 def quantize_onnx(
@@ -74,8 +85,10 @@ def quantize_onnx(
     source = onnx.load(str(model_path))  # read_metadata has named the file if it is not ONNX
     quantized = sorted({n.op_type for n in source.graph.node if n.op_type in QUANTIZED_OPS})
     if quantized:
-        raise InputError(f"{model_path} is already quantized (it holds {', '.join(quantized)}); quantize the fp32 "
-                         f"file that `mobilenet export` wrote")  # fmt: skip
+        raise InputError(
+            f"{model_path} is already quantized (it holds {', '.join(quantized)}); quantize the fp32 "
+            f"file that `mobilenet export` wrote"
+        )
     if not any(n.op_type == "Conv" for n in source.graph.node):
         raise InputError(f"{model_path} has no convolution: not a MobileNet exported by `mobilenet export`")
     spec = OnnxModel(model_path).spec  # the metadata, checked against the graph

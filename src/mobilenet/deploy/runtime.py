@@ -45,8 +45,10 @@ class OnnxModel:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) < 1 or len(outputs[0].shape) != 2:
             shapes = [i.shape for i in inputs], [o.shape for o in outputs]
-            raise InputError(f"{self.path} is not an image classifier: inputs {shapes[0]}, outputs {shapes[1]} "
-                             f"(expected one (N, C, H, W) input and an (N, classes) output)")  # fmt: skip
+            raise InputError(
+                f"{self.path} is not an image classifier: inputs {shapes[0]}, outputs {shapes[1]} "
+                f"(expected one (N, C, H, W) input and an (N, classes) output)"
+            )
         _, channels, height, width = (_dim(d) for d in inputs[0].shape)
         if height != width:
             raise InputError(f"{self.path}: input of {inputs[0].shape}: square images only")

@@ -57,8 +57,10 @@ def evaluate(
             x = x.contiguous(memory_format=torch.channels_last)
         logits = predict(x).float().cpu()  # the model may run on a GPU; labels and tallies stay here
         if logits.ndim != 2 or logits.shape[0] != len(labels) or logits.shape[1] != len(classes):
-            raise ValueError(f"the model's output has shape {tuple(logits.shape)}; {dataset.info.name} needs "
-                             f"({len(labels)}, {len(classes)}): one score per class")  # fmt: skip
+            raise ValueError(
+                f"the model's output has shape {tuple(logits.shape)}; {dataset.info.name} needs "
+                f"({len(labels)}, {len(classes)}): one score per class"
+            )
         if not torch.isfinite(logits).all():
             raise ValueError("the model computed NaN or infinite logits: its weights (or inputs) are broken")
         loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
