@@ -190,3 +190,39 @@ def test_export_opset_out_of_range_exits_2_with_one_line_and_writes_nothing(caps
     assert err.count("\n") == 1
     assert "opset must be >= 17" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _verb(name):
+    from mobilenet.cli import build_parser
+
+    verbs = next(action for action in build_parser()._actions if action.dest == "verb")
+    return {action.dest: action.default for action in verbs.choices[name]._actions}
+
+
+def _library_defaults(function):
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(function).parameters.items() if p.default is not p.empty}
+
+
+def test_cli_defaults_are_the_librarys():
+    """A default written in two places will differ one day: each verb's defaults equal its library function's."""
+    import dataclasses
+
+    from mobilenet.bench.latency import time_calls
+    from mobilenet.deploy.quantize import quantize_onnx
+    from mobilenet.train import TrainConfig
+    from mobilenet.train.evaluate import evaluate
+
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    cli = _verb("train")
+    named = {dest: {"threads": "num_threads"}.get(dest, dest) for dest in cli}  # the CLI's name -> the field's
+    compared = {dest: field for dest, field in named.items() if field in train}
+    assert len(compared) >= 24
+    assert {dest: cli[dest] for dest in compared} == {dest: train[field] for dest, field in compared.items()}
+    quantize, library = _verb("quantize"), _library_defaults(quantize_onnx)
+    for dest in ("samples", "method", "per_channel", "activations", "portable", "float_stem"):
+        assert quantize[dest] == library[dest], dest
+    bench, library = _verb("bench"), _library_defaults(time_calls)
+    assert (bench["min_runs"], bench["min_time"]) == (library["min_runs"], library["min_time_s"])
+    assert _verb("eval")["batch_size"] == _library_defaults(evaluate)["batch_size"]
