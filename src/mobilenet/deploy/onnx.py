@@ -163,12 +163,16 @@ class _quiet_exporter:
         return False
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata an exported file carries (labels, input_size, in_chans, mean, std, mobilenet.config, ...)."""
+def load_onnx(path: str | os.PathLike):
+    """The ONNX model at `path` (an `onnx.ModelProto`); ValueError naming the file when it is not one."""
     import onnx
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError or OSError by cause
         raise ValueError(f"{path} is not a readable ONNX file ({error})") from error
-    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata an exported file carries (labels, input_size, in_chans, mean, std, mobilenet.config, ...)."""
+    return {entry.key: entry.value for entry in load_onnx(path).metadata_props}

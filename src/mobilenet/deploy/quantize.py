@@ -14,7 +14,7 @@ import torch
 from mobilenet._io import InputError, atomic_write, check_output
 from mobilenet.data.transforms import normalize
 from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
-from mobilenet.deploy.onnx import read_metadata, set_metadata
+from mobilenet.deploy.onnx import load_onnx, set_metadata
 from mobilenet.deploy.runtime import OnnxModel
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -81,8 +81,8 @@ def quantize_onnx(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     check_output(out_path)
-    metadata = read_metadata(model_path)
-    source = onnx.load(str(model_path))  # read_metadata has named the file if it is not ONNX
+    source = load_onnx(model_path)
+    metadata = {entry.key: entry.value for entry in source.metadata_props}
     quantized = sorted({n.op_type for n in source.graph.node if n.op_type in QUANTIZED_OPS})
     if quantized:
         raise InputError(

@@ -11,8 +11,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mobilenet._io import write_text
+from mobilenet.bench.layers import check_roofline
 from mobilenet.bench.select import Candidate, Choice
-from mobilenet.cost.roofline import HardwareProfile, machine_id
+from mobilenet.cost.count import KINDS, profile
+from mobilenet.cost.roofline import HardwareProfile, machine_id, roofline
+from mobilenet.model import create_model
+from mobilenet.specs import VERSIONS
 
 FORMAT = 1  # the version of the saved data's layout
 SCALING_MODEL = "mobilenet_v2"  # the version whose alpha/rho grid the scaling section plots
@@ -65,8 +69,6 @@ class ReportData:
 
 def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> list[dict[str, float]]:
     """Measured latency relative to alpha = 1 at 224 px, against the MACs ratio, for the candidates of one version."""
-    from mobilenet.cost import profile
-
     group = [c for c in candidates if c.entry.name == name and not c.entry.options]
     base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == 224), None)
     if base is None:
@@ -99,22 +101,15 @@ def collect(
     """Profile and measure what the page shows. The roofline is of `model` (default: the pick; the first frontier
     member when nothing fits), at its own width, options and resolution; with `measure`, each of its layers is also
     timed in eager PyTorch on this machine (`mobilenet.bench.layers.check_roofline`)."""
-    from mobilenet import create_model
-    from mobilenet.cost import profile
-    from mobilenet.cost.count import KINDS
-    from mobilenet.cost.roofline import roofline
-
     shown = model or choice.pick or choice.frontier[0]
     entry = shown.entry
     roof = roofline(profile(entry.name, resolution=entry.resolution, **entry.model_kwargs()), hardware)
     measured = None
     if measure:
-        from mobilenet.bench.layers import check_roofline
-
         check = check_roofline(create_model(entry.name, **entry.model_kwargs()), roof, runs=10)
         measured = check.to_dict() | {"worst": [asdict(t) for t in check.worst(8)]}
     cost_by_kind = {}
-    for name in ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"):
+    for name in VERSIONS:
         by_kind = profile(name, resolution=224).by_kind()
         cost_by_kind[name] = {kind: by_kind[kind] for kind in KINDS if kind in by_kind}
     return ReportData(
