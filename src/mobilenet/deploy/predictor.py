@@ -34,8 +34,7 @@ class Failure:
 
 def _scan(folder: Path, files: list[Path], failures: list[Failure]) -> None:
     """Image files under `folder`, recursively, in name order. `os.scandir` tells regular files from FIFOs, sockets
-    and devices by the directory entry's type, without a stat per file (2,000 files: 20 ms against 56 ms for
-    `Path.rglob` with a stat each, median of 7, AMD EPYC 2 cores, 2026-11-30)."""
+    and devices by the directory entry's type, without a stat per file as `Path.rglob` plus `stat` needs."""
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as error:
