@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mobilenet.cost.roofline import machine_id
 from mobilenet.data import normalize
 from mobilenet.model import build
+from mobilenet.resolve import make_config
 from mobilenet.train.trainer import TrainConfig, _Run, _World
 
 
@@ -75,7 +76,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
             name: _Run(
-                TrainConfig(out=tmp, model=args.model, alpha=args.alpha, batch_size=args.batch_size, **options),
+                TrainConfig(
+                    out=tmp,
+                    model=make_config(args.model, args.alpha, small_input=True),
+                    batch_size=args.batch_size,
+                    **options,
+                ),
                 _World(),
                 progress=False,
             )

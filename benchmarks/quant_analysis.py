@@ -26,7 +26,7 @@ from mobilenet.deploy import export_onnx, fuse
 from mobilenet.deploy.analysis import activation_ranges, activation_sqnr, weight_quantization_error
 from mobilenet.deploy.quantize import quantize_onnx
 from mobilenet.deploy.runtime import OnnxModel
-from mobilenet.train.evaluate import evaluate
+from mobilenet.train.evaluation import evaluate
 from mobilenet.weights import load_with_metadata
 
 SQNR_IMAGES = 128  # ONNX Runtime's debugger keeps every intermediate tensor of every image in memory

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mobilenet.cost import profile
 from mobilenet.data import DATASETS
+from mobilenet.train import TrainConfig
 
 
 def row(run: Path) -> dict[str, object]:
@@ -23,17 +24,14 @@ def row(run: Path) -> dict[str, object]:
     if config["dataset"] not in DATASETS:
         raise SystemExit(f"{run}: the table knows {', '.join(DATASETS)}, not {config['dataset']!r}")
     info = DATASETS[config["dataset"]]
-    size, chans = info.size, info.channels
-    options = dict(config["model_options"])
-    small_input = options.pop("small_input", None)
-    small_input = size <= 64 if small_input is None else small_input
-    options.pop("dropout", None)
-    report = profile(config["model"], resolution=size, alpha=config["alpha"], num_classes=len(info.classes),
-                     in_chans=chans, small_input=small_input, **options)  # fmt: skip
+    model = TrainConfig.from_dict({**config, "out": str(run)}).model  # also reads run configs of older versions
+    model = model.replace(num_classes=len(info.classes), in_chans=info.channels)
+    options = model.changed_options()
+    report = profile(model, resolution=info.size)
     return {
         "run": run.name,
-        "model": config["model"],
-        "alpha": config["alpha"],
+        "model": model.name,
+        "alpha": model.alpha,
         "options": ", ".join(f"{k}={v}" for k, v in options.items()) or "-",
         "macs": report.macs,
         "params": report.params,

@@ -38,3 +38,23 @@ def test_the_command_line_loads_without_torch():
     shown = subprocess.run([sys.executable, "-m", "mobilenet.cli", "--help"], capture_output=True, text=True)
     assert shown.returncode == 0
     assert "report" in shown.stdout
+
+
+def test_a_lazy_export_is_never_shadowed_by_a_submodule_of_its_name():
+    """Importing `mobilenet.train.evaluate` as a module would rebind `mobilenet.train.evaluate` to it (the import
+    system sets the attribute): no lazily exported name may be a submodule's name too."""
+    import importlib
+    import pkgutil
+
+    import mobilenet.data
+    import mobilenet.deploy
+    import mobilenet.train
+
+    for package in (mobilenet, mobilenet.data, mobilenet.deploy, mobilenet.train):
+        submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+        for name in submodules:
+            importlib.import_module(f"{package.__name__}.{name}")
+        exports = package._EXPORTS
+        assert not set(exports) & submodules, package.__name__
+        for name in exports:
+            assert not isinstance(getattr(package, name), type(mobilenet)), f"{package.__name__}.{name}"

@@ -164,11 +164,11 @@ def test_an_output_that_cannot_be_written_exits_2_before_any_work(capsys, tmp_pa
     (tmp_path / "file").write_text("")
     target = {"directory": tmp_path, "under a file": tmp_path / "file" / "out",
               "unwritable": unwritable_folder(tmp_path) / "out"}[problem]  # fmt: skip
-    for work in ("_sweep", "_load_classifier"):
-        monkeypatch.setattr(cli, work, lambda *a, **k: pytest.fail("worked before checking the output"))
-    monkeypatch.setattr("mobilenet.weights.load_with_metadata", lambda *a: pytest.fail("loaded before checking"))
+    monkeypatch.setattr(cli, "_candidates", lambda *a, **k: pytest.fail("worked before checking the output"))
+    for work in ("mobilenet.deploy.predictor.open_model", "mobilenet.deploy.onnx.load_with_metadata"):
+        monkeypatch.setattr(work, lambda *a: pytest.fail("loaded before checking"))
     monkeypatch.setattr("mobilenet.convert.read_state_dict", lambda *a: pytest.fail("read before checking"))
-    monkeypatch.setattr("mobilenet.data.load_dataset", lambda *a: pytest.fail("loaded data before checking"))
+    monkeypatch.setattr("mobilenet.bench.compare.load_dataset", lambda *a: pytest.fail("loaded data before checking"))
     argv = {
         "export": ["export", V2_WEIGHTS, "--out", str(target)],
         "convert": ["convert", V2_WEIGHTS, "--arch", "mobilenet_v2", "--out", str(target)],
@@ -212,7 +212,7 @@ def test_cli_defaults_are_the_librarys():
     from mobilenet.bench.latency import time_calls
     from mobilenet.deploy.quantize import quantize_onnx
     from mobilenet.train import TrainConfig
-    from mobilenet.train.evaluate import evaluate
+    from mobilenet.train.evaluation import evaluate
 
     train = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     cli = _verb("train")

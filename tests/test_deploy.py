@@ -9,7 +9,7 @@ from torch import nn
 
 import mobilenet
 from mobilenet.deploy import export_onnx, fuse, read_metadata
-from mobilenet.deploy.fuse import is_fused
+from mobilenet.deploy.folding import is_fused
 
 
 def with_random_statistics(model):
@@ -161,7 +161,7 @@ def test_quantize_rejects_bad_options(fp32_onnx, fashion, tmp_path):
 def test_eval_and_quantize_cli_on_onnx(fp32_onnx, tmp_path, capsys):
     from mobilenet.cli import main
     from mobilenet.data import load_dataset
-    from mobilenet.train.evaluate import evaluate
+    from mobilenet.train.evaluation import evaluate
 
     model, path = fp32_onnx
     assert main(["eval", str(path), "--json"]) == 0

@@ -7,7 +7,7 @@ import pytest
 
 import mobilenet
 from mobilenet.data import load_dataset
-from mobilenet.train.evaluate import evaluate
+from mobilenet.train.evaluation import evaluate
 
 WEIGHTS = Path(__file__).parents[1] / "weights"
 MANIFEST = json.loads((WEIGHTS / "manifest.json").read_text()) if (WEIGHTS / "manifest.json").exists() else []

@@ -11,6 +11,7 @@ from mobilenet.bench.select import Candidate, Entry, choose
 from mobilenet.cost.roofline import HardwareProfile
 from mobilenet.report.data import ReportData, collect
 from mobilenet.report.html import data_path, render_html, write_report
+from mobilenet.resolve import make_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -21,7 +22,8 @@ def candidates():
     grid = [("mobilenet_v2", a, r, 60 + 10 * a + r / 50, 2.0 * a * a * (r / 224) ** 2, 3.5 * a * a)
             for a in (0.5, 1.0) for r in (160, 224)]  # fmt: skip
     grid += [("mobilenet_v3_small", 1.0, 224, 67.5, 1.2, 10.2), ("mobilenet_v1", 1.0, 224, 70.6, 3.3, 16.9)]
-    return [Candidate(Entry(n, a, r, acc, "test"), ms, "measured: test", mb, "test") for n, a, r, acc, ms, mb in grid]
+    return [Candidate(Entry(make_config(n, alpha=a), r, acc, "test"), ms, "measured: test", mb, "test")
+            for n, a, r, acc, ms, mb in grid]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def test_the_page_is_drawn_again_from_its_saved_data_without_measuring(report, t
     path, _ = report
     import mobilenet.report.data
 
-    for name in ("profile", "roofline", "check_roofline", "create_model"):
+    for name in ("profile", "roofline", "check_roofline", "build"):
         monkeypatch.setattr(mobilenet.report.data, name, lambda *a, **k: pytest.fail("measured while drawing"))
     data = ReportData.load(data_path(path))
     assert render_html(data) == path.read_text()  # the same page, from the data alone

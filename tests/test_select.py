@@ -7,6 +7,7 @@ import pytest
 from mobilenet.bench import select as sel
 from mobilenet.bench.select import Candidate, Entry, LatencyCache, choose, entries_from_file, pareto_frontier
 from mobilenet.published import V1_CHECKPOINTS, V1_CHECKPOINTS_UNREPRODUCED
+from mobilenet.resolve import make_config
 
 
 def test_published_entries_cover_every_published_configuration_with_its_source():
@@ -22,7 +23,8 @@ def test_published_entries_cover_every_published_configuration_with_its_source()
 def test_entries_from_the_weights_manifest():
     entries = entries_from_file("weights/manifest.json")
     assert len(entries) == 3
-    assert all(e.resolution == 28 and e.in_chans == 1 and e.num_classes == 10 and e.small_input for e in entries)
+    assert all(e.resolution == 28 and (e.config.in_chans, e.config.num_classes) == (1, 10) for e in entries)
+    assert all(e.config.small_input for e in entries)
     shallow = next(e for e in entries if e.name == "mobilenet_v1")
     assert dict(shallow.options) == {"shallow": True}
     assert shallow.accuracy == pytest.approx(95.08)
@@ -35,12 +37,21 @@ def test_entries_from_a_bad_file(tmp_path):
     with pytest.raises(ValueError, match="not JSON"):
         entries_from_file(tmp_path / "bad.json")
     (tmp_path / "nokeys.json").write_text(json.dumps([{"model": "mobilenet_v2"}]))
-    with pytest.raises(ValueError, match="entry 0: needs 'model', 'alpha' and 'top1'"):
+    with pytest.raises(ValueError, match="entry 0: needs 'model', 'alpha' and 'top1' \\(or 'config' and 'top1'\\)"):
         entries_from_file(tmp_path / "nokeys.json")
 
 
+ALPHAS = {"a": 0.35, "b": 0.5, "c": 0.75, "d": 1.0, "e": 1.3}  # five members of one version, told apart by width
+NAMES = {alpha: name for name, alpha in ALPHAS.items()}
+
+
 def candidate(name, accuracy, latency, size):
-    return Candidate(Entry(name, 1.0, 224, accuracy, "test"), latency, "test", size, "test")
+    config = make_config("mobilenet_v2", alpha=ALPHAS[name])
+    return Candidate(Entry(config, 224, accuracy, "test"), latency, "test", size, "test")
+
+
+def named(c):
+    return NAMES[c.entry.alpha]
 
 
 CANDIDATES = [
@@ -54,13 +65,14 @@ CANDIDATES = [
 
 def test_choose_takes_the_most_accurate_within_both_budgets_and_says_why_the_others_lost():
     choice = choose(CANDIDATES, latency_ms=10, size_mb=5)
-    assert choice.pick.entry.name == "b"
-    reasons = {c.entry.name: why for c, why in choice.reasons}
+    assert named(choice.pick) == "b"
+    reasons = {named(c): why for c, why in choice.reasons}
     assert "over the 5 MB budget" in reasons["d"]
     assert "over the 10 ms budget" in reasons["c"]
-    assert [c.entry.name for c in choice.frontier] == ["a", "b", "d"]  # c: slower and less accurate than d
+    assert [named(c) for c in choice.frontier] == ["a", "b", "d"]  # c: slower and less accurate than d
     data = choice.to_dict()
-    assert data["pick"]["name"] == "b"
+    assert (data["pick"]["name"], data["pick"]["alpha"]) == ("mobilenet_v2", 0.5)
+    assert data["pick"]["config"] == make_config("mobilenet_v2", alpha=0.5).to_dict()  # the one record of the model
     assert len(data["candidates"]) == 5
     assert set(data["pick"]) >= {"name", "alpha", "resolution", "latency_ms", "size_mb", "accuracy", "accuracy_source"}
 
@@ -69,16 +81,19 @@ def test_choose_when_nothing_fits():
     choice = choose(CANDIDATES, latency_ms=0.5, size_mb=None)
     assert choice.pick is None
     assert "no member meets both budgets" in choice.message
-    assert "the fastest is a" in choice.message
+    assert "the fastest is mobilenet_v2 0.35 @224" in choice.message
     with pytest.raises(ValueError, match="latency budget must be > 0"):
         choose(CANDIDATES, latency_ms=0, size_mb=None)
 
 
 def test_pareto_frontier_drops_dominated_members():
-    assert "e" not in {c.entry.name for c in pareto_frontier(CANDIDATES)}
+    assert "e" not in {named(c) for c in pareto_frontier(CANDIDATES)}
 
 
-TINY = [Entry("mobilenet_v3_small", 0.35, 64, 50.0, "test"), Entry("mobilenet_v2", 0.35, 64, 55.0, "test")]
+TINY = [
+    Entry(make_config("mobilenet_v3_small", alpha=0.35), 64, 50.0, "test"),
+    Entry(make_config("mobilenet_v2", alpha=0.35), 64, 55.0, "test"),
+]
 
 
 def test_sweep_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
@@ -90,7 +105,7 @@ def test_sweep_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
     def no_measuring(*args, **kwargs):
         raise AssertionError("a cached candidate was measured again")
 
-    monkeypatch.setattr("mobilenet.bench.latency.make_runner", no_measuring)
+    monkeypatch.setattr("mobilenet.bench.select.make_runner", no_measuring)
     reopened = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
     second = sel.sweep(TINY, "torch", threads=1, cache=reopened, progress=False)
     assert [c.latency_ms for c in second] == [c.latency_ms for c in first]
@@ -257,7 +272,7 @@ def test_refresh_replaces_entries_one_by_one_and_an_interruption_keeps_the_rest(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(latency, "make_runner", interrupt_on_second)
+    monkeypatch.setattr(sel, "make_runner", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
         sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, min_time_s=0.0, refresh=True)
     stored = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
@@ -278,7 +293,7 @@ def test_an_unwritable_cache_is_a_warning_and_the_sweep_goes_on(tmp_path, capsys
 def test_a_zero_budget_is_refused_before_the_sweep(capsys, monkeypatch):
     from mobilenet import cli
 
-    monkeypatch.setattr(cli, "_sweep", lambda *a, **k: pytest.fail("swept before checking the budget"))
+    monkeypatch.setattr(cli, "_candidates", lambda *a, **k: pytest.fail("swept before checking the budget"))
     assert cli.main(["select", "--latency-ms", "0"]) == 2
     err = capsys.readouterr().err
     assert err == "mobilenet select: error: argument --latency-ms: must be a number > 0, got '0'\n"  # one line

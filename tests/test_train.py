@@ -17,8 +17,7 @@ from mobilenet.train import trainer as trainer_module
 from mobilenet.train.trainer import _param_groups, learning_rate
 
 TINY = {
-    "model": "mobilenet_v3_small",
-    "alpha": 0.35,
+    "model": mobilenet.make_config("mobilenet_v3_small", alpha=0.35, small_input=True),
     "epochs": 2,
     "batch_size": 32,
     "train_samples": 192,
@@ -75,7 +74,9 @@ def test_run_directory_contents(reference):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert {"train_loss", "train_acc", "val_acc", "val_loss", "images_per_s"} <= set(lines[0])
-    assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())).alpha == 0.35
+    saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert saved.model == mobilenet.load(out / "best.safetensors").config  # the complete model config, one record
+    assert (saved.model.alpha, saved.model.num_classes, saved.model.in_chans) == (0.35, 10, 1)
     assert set(result["test_best"]) == {"top1", "top5", "loss"}
     state = torch.load(out / "last.state.pt", weights_only=True)  # no pickle of arbitrary objects
     assert state["epoch"] == 2
@@ -103,7 +104,7 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path, reference):
     """A real `mobilenet train` process killed with SIGKILL after its first checkpoint; --resume finishes it."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "mobilenet.cli", "train", "--out", str(out), "--quiet", "--threads", "1",
-               "--model", TINY["model"], "--alpha", str(TINY["alpha"]), "--epochs", "2", "--batch-size", "32",
+               "--model", "mobilenet_v3_small", "--alpha", "0.35", "--epochs", "2", "--batch-size", "32",
                "--train-samples", "192", "--val-samples", "64"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

@@ -46,12 +46,10 @@ def test_save_load_round_trip(tmp_path, name, kwargs):
 def test_config_travels_in_the_metadata(tmp_path):
     path = save(create_model("mobilenet_v2", alpha=0.5, num_classes=10), tmp_path / "m.safetensors")
     config = read_config(path)
-    assert config["name"] == "mobilenet_v2"
-    assert config["alpha"] == 0.5
-    assert config["num_classes"] == 10
-    assert config["t"] == 6.0
+    assert config == mobilenet.make_config("mobilenet_v2", alpha=0.5, num_classes=10)  # the one record, exactly
+    assert (config.name, config.alpha, config.num_classes, config.options["t"]) == ("mobilenet_v2", 0.5, 10, 6.0)
     _, metadata = read_safetensors(path)
-    assert json.loads(metadata[CONFIG_KEY]) == config
+    assert json.loads(metadata[CONFIG_KEY]) == config.to_dict()
 
 
 def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path):

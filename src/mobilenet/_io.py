@@ -21,7 +21,14 @@ from pathlib import Path
 
 
 class InputError(ValueError):
-    """What the user gave cannot be used: a path, an option's value or a file's content. The message names it."""
+    """What the user gave cannot be used: a path, an option's value or a file's content. The message names it.
+
+    The library raises it (or `InputTypeError`) for every problem with its input, and only for those: the CLI turns
+    it into one line and exit code 2, and shows anything else (a bug) with its traceback."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An input of the wrong type (an int where a model name belongs): an `InputError` that is also a TypeError."""
 
 
 def umask() -> int:

@@ -1,23 +1,29 @@
-"""`mobilenet <verb>`: the command-line face of the library. Bad usage exits with code 2 and a one-line reason."""
+"""`mobilenet <verb>`: the command-line face of the library. Each verb parses its flags and calls one library
+function; flags several verbs share are declared once (`_SHARED`), and every default and choice comes from the
+library (`TrainConfig`, `ModelConfig`, `OPTION_RULES`, `QuantizeRecipe`, ...), so the two cannot drift apart.
+
+Bad input (the library's `InputError`, a missing or existing file) exits with code 2 and one line naming the
+problem; anything else is a bug and shows its traceback. The CLI imports no torch until a verb runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from mobilenet import __version__
-from mobilenet._io import check_output
-from mobilenet.bench import BACKENDS
-from mobilenet.specs import VERSIONS
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: reported in one line, exit code 2."""
+from mobilenet._io import InputError, check_output
+from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S
+from mobilenet.data.catalog import DATASET_NAMES, IMAGE_SUFFIXES
+from mobilenet.deploy.recipe import ACTIVATION_TYPES, METHODS, TOP_K, QuantizeRecipe
+from mobilenet.resolve import OPTION_RULES, ModelConfig, make_config
+from mobilenet.specs import BASE_RESOLUTION, TORCHVISION_ARCHS
+from mobilenet.train.config import EVAL_BATCH_SIZE, OPTIMIZERS, TrainConfig, default_small_input
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -36,16 +42,16 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _real(low: float, strict: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number > low (`strict`) or >= low."""
-    valid = f"a number {'>' if strict else '>='} {low:g}"
+def _real(low: float, strict: bool, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number > low (`strict`) or >= low, and < high when given."""
+    valid = f"a number {'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
-        if not (value > low if strict else value >= low) or value == float("inf"):
+        if not (value > low if strict else value >= low) or value == float("inf") or (high and value >= high):
             raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}")
         return value
 
@@ -58,22 +64,51 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if ": must be " in message:  # from the range-checking types above
-            raise UsageError(f"{self.prog}: error: {message}")
+            raise InputError(f"{self.prog}: error: {message}")
         super().error(message)
 
 
-COUNT, THREADS = _integer(1), _integer(1, 1024)
-POSITIVE, NON_NEGATIVE = _real(0, strict=True), _real(0, strict=False)
+COUNT, THREADS, SIDE = _integer(1), _integer(1, 1024), _integer(1, 4096)
+POSITIVE, NON_NEGATIVE, FRACTION = _real(0, strict=True), _real(0, strict=False), _real(0, strict=False, high=1)
+
+# Flags that several verbs take, declared once: name -> (flags, add_argument keywords). A verb may change the default.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
+    "json": (("--json",), {"action": "store_true", "help": "machine-readable output (JSON)"}),
+    "quiet": (("--quiet",), {"action": "store_true", "help": "no progress bar"}),
+    "threads": (("--threads",), {"type": THREADS, "default": None, "help": "intra-op threads (default: runtime's)"}),
+    "resolution": (
+        ("--resolution",),
+        {"type": COUNT, "default": BASE_RESOLUTION, "help": "input side in pixels (default %(default)s)"},
+    ),
+    "batch_size": (("--batch-size",), {"type": COUNT, "help": "images per call (default %(default)s)"}),
+    "num_classes": (("--num-classes",), {"type": COUNT, "help": "classifier outputs (default %(default)s)"}),
+    "dataset": (("--dataset",), {"choices": DATASET_NAMES, "default": TrainConfig.dataset,
+                                 "help": "dataset (default %(default)s; folder: DIR/train/<class>/*, DIR/test/...)"}),
+    "data_dir": (("--data-dir",), {"default": None, "help": "directory of the dataset's files (or the image folder)"}),
+}  # fmt: skip
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> None:
-    """The `create_model` knobs, shared by every verb that builds a model."""
-    if name:
-        parser.add_argument("name", help="model name, e.g. mobilenet_v2 (see `mobilenet family`)")
+def _add(parser, *names: str, aliases: tuple[str, ...] = (), **defaults: object) -> None:
+    """Add the shared flags `names` to `parser`, with the defaults given here for this verb (and `aliases`: older
+    spellings of the one flag, still accepted)."""
+    for name in names:
+        flags, keywords = _SHARED[name]
+        keywords = {**keywords, "dest": name} | ({"default": defaults[name]} if name in defaults else {})
+        parser.add_argument(*flags, *(aliases if len(names) == 1 else ()), **keywords)
+
+
+_MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model name and the `create_model` knobs, for every verb that builds a model."""
+    parser.add_argument("name", help="model name, e.g. mobilenet_v2 (see `mobilenet family`)")
     group = parser.add_argument_group("model")
-    group.add_argument("--alpha", type=float, default=1.0, help="width multiplier (default 1.0)")
-    group.add_argument("--num-classes", type=COUNT, default=1000, help="classifier outputs (default 1000)")
-    group.add_argument("--in-chans", type=COUNT, default=3, help="input channels (default 3)")
+    group.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"], help="width multiplier (default "
+                       "%(default)s)")  # fmt: skip
+    _add(group, "num_classes", num_classes=_MODEL_DEFAULTS["num_classes"])
+    group.add_argument("--in-chans", type=COUNT, default=_MODEL_DEFAULTS["in_chans"], help="input channels (default "
+                       "%(default)s)")  # fmt: skip
     group.add_argument(
         "--small-input", action="store_true", help="stem and first downsampling stage at stride 1 (28-64 px images)"
     )
@@ -81,14 +116,26 @@ def add_model_arguments(parser: argparse.ArgumentParser, name: bool = True) -> N
 
 
 def add_version_options(group) -> None:
-    """The per-version `create_model` options (None: the version's default), shared by model verbs and `train`."""
-    group.add_argument("--shallow", action="store_true", default=None, help="V1: drop the five 14x14 layers")
-    group.add_argument("--t", type=float, default=None, help="V2: expansion factor (default 6)")
-    group.add_argument("--activation", choices=("relu6", "relu"), default=None, help="V1/V2: ReLU6 (default) or ReLU")
-    group.add_argument("--minimal", action="store_true", default=None, help="V3: no SE, no h-swish, 3x3 only")
-    group.add_argument("--head", choices=("scaled", "fixed"), default=None, help="V3: pre-logits width policy")
-    group.add_argument(
-        "--expansion", choices=("scaled", "input"), default=None, help="V3: expanded-width rule (torchvision/TF-slim)"
+    """The per-version options, one flag each, made from `OPTION_RULES` (None: the version's default)."""
+    for name, rule in OPTION_RULES.items():
+        flag = f"--{name.replace('_', '-')}"
+        if rule.kind is bool:
+            group.add_argument(flag, action="store_true", default=None, help=rule.help)
+        elif rule.kind is float:
+            group.add_argument(flag, type=POSITIVE, default=None, help=rule.help)
+        else:
+            group.add_argument(flag, choices=rule.choices, default=None, help=rule.help)
+
+
+def version_options(args: argparse.Namespace) -> dict[str, object]:
+    """The version options the user set."""
+    return {name: getattr(args, name) for name in OPTION_RULES if getattr(args, name) is not None}
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The `ModelConfig` of parsed `add_model_arguments` flags (checked where it is made)."""
+    return make_config(
+        args.name, args.alpha, args.num_classes, args.in_chans, args.small_input, **version_options(args)
     )
 
 
@@ -101,7 +148,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         help="'published' (ImageNet tables, with sources) or a JSON results file such as weights/manifest.json",
     )
     parser.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
-    parser.add_argument("--threads", type=THREADS, default=None, help="intra-op threads (default: torch's)")
+    _add(parser, "threads")
     parser.add_argument(
         "--predict", action="store_true", help="fast: predict latency from the roofline, do not measure"
     )
@@ -110,22 +157,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
     parser.add_argument("--refresh", action="store_true", help="re-measure every member, replacing its cached figure")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """`create_model` keyword arguments from parsed `add_model_arguments` options (only those the user set)."""
-    kwargs: dict[str, object] = {
-        "alpha": args.alpha,
-        "num_classes": args.num_classes,
-        "in_chans": args.in_chans,
-        "small_input": args.small_input,
-    }
-    for option in ("shallow", "t", "activation", "minimal", "head", "expansion"):
-        value = getattr(args, option)
-        if value is not None:
-            kwargs[option] = value
-    return kwargs
+    _add(parser, "quiet")
 
 
 def _millions(value: float) -> str:
@@ -133,23 +165,9 @@ def _millions(value: float) -> str:
 
 
 def cmd_family(args: argparse.Namespace) -> int:
-    from mobilenet.cost import profile
+    from mobilenet.cost import family
 
-    rows = []
-    for spec in VERSIONS.values():
-        for alpha in spec.published_alphas:
-            for resolution in spec.published_resolutions:
-                report = profile(spec.name, resolution=resolution, alpha=alpha, num_classes=args.num_classes)
-                rows.append(
-                    {
-                        "name": spec.name,
-                        "alpha": alpha,
-                        "resolution": resolution,
-                        "macs": report.macs,
-                        "params": report.params,
-                        "receptive_field": report.receptive_field,
-                    }
-                )
+    rows = family(args.num_classes)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -172,7 +190,7 @@ def _hardware(args: argparse.Namespace):
     from mobilenet.cost.roofline import HardwareProfile, probe
 
     if (args.peak_gmacs is None) != (args.bandwidth_gbs is None):
-        raise UsageError("give both --peak-gmacs and --bandwidth-gbs, or neither to measure this machine")
+        raise InputError("give both --peak-gmacs and --bandwidth-gbs, or neither to measure this machine")
     if args.peak_gmacs is not None:
         return HardwareProfile.given(args.peak_gmacs, args.bandwidth_gbs, args.threads)
     return probe(args.threads)
@@ -182,19 +200,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from mobilenet.cost import profile
     from mobilenet.cost.roofline import roofline
 
-    report = profile(args.name, resolution=args.resolution, **model_kwargs(args))
+    config = model_config(args)
+    report = profile(config, resolution=args.resolution)
     given = args.peak_gmacs is not None or args.bandwidth_gbs is not None
     roof = roofline(report, _hardware(args)) if args.roofline or given or args.measure else None
     check = None
     if args.measure:
-        from mobilenet import create_model
         from mobilenet.bench.layers import check_roofline
+        from mobilenet.model import build
 
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
-        check = check_roofline(create_model(args.name, **model_kwargs(args)), roof)
+        check = check_roofline(build(config), roof)
     if args.json:
         data = report.to_dict()
         if roof is not None:
@@ -203,8 +222,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
             data["measured"] = check.to_dict()
         print(json.dumps(data, indent=2))
         return 0
-    options = " ".join(f"{key}={value}" for key, value in model_kwargs(args).items() if key != "alpha")
-    print(f"{report.name} alpha={args.alpha} at {report.resolution}x{report.resolution} ({options})")
+    fields = {"num_classes": config.num_classes, "in_chans": config.in_chans, "small_input": config.small_input}
+    options = " ".join(f"{key}={value}" for key, value in (fields | dict(config.options)).items())
+    print(f"{report.name} alpha={config.alpha} at {report.resolution}x{report.resolution} ({options})")
     print(f"  MACs            {report.macs:>14,}   (multiply-adds of conv + linear layers; FLOPs = 2 x MACs)")
     print(f"  params          {report.params:>14,}   (every trainable parameter)")
     print(f"    conv + linear {report.params_conv_linear:>14,}   (no BN: TF-slim's convention)")
@@ -279,39 +299,27 @@ def _print_layers(report, roof, check=None) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from mobilenet.convert import from_torchvision, read_state_dict
-    from mobilenet.weights import save
+    from mobilenet.convert import convert_file
 
-    check_output(args.out)
-    state = read_state_dict(args.source)
-    if args.prefix:
-        state = {key.removeprefix(args.prefix): value for key, value in state.items() if key.startswith(args.prefix)}
-        if not state:
-            raise UsageError(f"no key of {args.source} starts with {args.prefix!r}")
-    model = from_torchvision(state, args.arch, alpha=args.alpha, num_classes=args.num_classes)
-    path = save(model, args.out, metadata={"converted_from": f"torchvision {args.arch}"})
+    path, model = convert_file(args.source, args.out, args.arch, args.alpha, args.num_classes, args.prefix)
     params = sum(p.numel() for p in model.parameters())
     print(f"wrote {path}: {args.arch} alpha={args.alpha}, {model.config.num_classes} classes, {params:,} params")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
+    from mobilenet.bench.latency import measure
 
-    from mobilenet import create_model
-    from mobilenet.bench.latency import make_runner, time_calls
-
-    model = create_model(args.name, **model_kwargs(args))
-    shape = (args.batch_size, model.config.in_chans, args.resolution, args.resolution)
-    model.check_input(torch.empty(shape, device="meta"))
-    run, facts = make_runner(model, args.backend, args.resolution, batch=args.batch_size, threads=args.threads)
-    timing = time_calls(run, batch=args.batch_size, min_runs=args.min_runs, min_time_s=args.min_time)
-    result = {"name": args.name, **model_kwargs(args), "resolution": args.resolution, **facts, **timing.to_dict()}
+    config = model_config(args)
+    timing, facts = measure(config, args.resolution, args.backend, args.batch_size, args.threads, args.min_runs,
+                            args.min_time)  # fmt: skip
+    result = {"name": config.name, "alpha": config.alpha, "config": config.to_dict(), "resolution": args.resolution,
+              **facts, **timing.to_dict()}  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     size = f", {facts['size_mb']:.2f} MB file" if "size_mb" in facts else ""
-    print(f"{args.name} alpha={args.alpha} {args.resolution}px batch {args.batch_size}, {args.backend}, "
+    print(f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {args.backend}, "
           f"{facts['threads']} thread(s){size}")  # fmt: skip
     print(f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
           f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)")  # fmt: skip
@@ -321,44 +329,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace, hardware=None):
-    """The candidates of `select` and `report`: entries, then latency and size on this machine (`hardware`: the
-    roofline's profile for --predict, probed here when not given)."""
-    from mobilenet.bench.select import LatencyCache, cache_dir, entries_from_file, published_entries, sweep
+def _candidates(args: argparse.Namespace, hardware=None):
+    """The candidates of `select` and `report` (`hardware`: the roofline's profile for --predict)."""
+    from mobilenet.bench.select import candidates
 
-    entries = published_entries() if args.accuracy == "published" else entries_from_file(args.accuracy)
-    if args.models:
-        unknown = sorted(set(args.models) - {e.name for e in entries})
-        if unknown:
-            raise UsageError(f"no candidates named {', '.join(unknown)} in {args.accuracy}")
-        entries = [e for e in entries if e.name in args.models]
-    cache = None
-    if not args.predict and not args.no_cache:
-        import torch
-
-        from mobilenet.cost.roofline import machine_id
-
-        directory = Path(args.cache) if args.cache else cache_dir()
-        cache = LatencyCache.open(directory, machine_id(), args.backend, args.threads or torch.get_num_threads(), 1)
-    candidates = sweep(
-        entries,
-        args.backend,
-        args.threads,
-        cache=cache,
-        predict=args.predict,
-        hardware=hardware,
-        progress=not args.quiet and not getattr(args, "json", False),
-        refresh=args.refresh,
-    )
-    return candidates, cache
+    return candidates(args.accuracy, args.models, args.backend, args.threads, args.predict, args.cache,
+                      use_cache=not args.no_cache, refresh=args.refresh, hardware=hardware,
+                      progress=not args.quiet and not getattr(args, "json", False))  # fmt: skip
 
 
 def cmd_select(args: argparse.Namespace) -> int:
     from mobilenet.bench.select import choose
 
     if args.latency_ms is None and args.size_mb is None:
-        raise UsageError("give a budget: --latency-ms, --size-mb or both")
-    candidates, cache = _sweep(args)
+        raise InputError("give a budget: --latency-ms, --size-mb or both")
+    candidates, cache = _candidates(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=2))
@@ -399,7 +384,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         check_output(data_path(args.out))
         hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
-        candidates, _ = _sweep(args, hardware)
+        candidates, _ = _candidates(args, hardware)
         choice = choose(candidates, args.latency_ms, args.size_mb)
         data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict)
     path = write_report(args.out, data)
@@ -407,34 +392,82 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# `train`'s flags beside the model's, one per `TrainConfig` field: field -> (group, add_argument keywords). The
+# default of each is the field's own; `--threads` is the field `num_threads`.
+_TRAIN_FLAGS: dict[str, tuple[str, dict[str, object]]] = {
+    "download": ("data", {"action": "store_true", "help": "fetch from the original host, checksums verified"}),
+    "image_size": ("data", {"type": SIDE, "help": "image folders: side after resize and crop (default %(default)s)"}),
+    "train_samples": ("data", {"type": COUNT, "help": "train on a seeded subset of this size"}),
+    "val_samples": ("data", {"type": _integer(0), "help": "held out from the training set (default %(default)s)"}),
+    "padding": ("data", {"type": _integer(0), "help": "random-crop padding (default side // 8)"}),
+    "flip": ("data", {"action": argparse.BooleanOptionalAction,
+                      "help": "horizontal flips (default: where the dataset's classes survive a mirror)"}),
+    "erasing": ("data", {"type": _real(0, strict=False, high=1.000001),
+                         "help": "random-erasing probability (default %(default)s)"}),
+    "epochs": ("optimization", {"type": COUNT, "help": "(default %(default)s)"}),
+    "batch_size": ("optimization", {"type": COUNT, "help": "per process (default %(default)s)"}),
+    "optimizer": ("optimization", {"choices": OPTIMIZERS, "help": "(default %(default)s)"}),
+    "lr": ("optimization", {"type": POSITIVE, "help": "peak learning rate (default: per optimizer, scaled)"}),
+    "momentum": ("optimization", {"type": FRACTION, "help": "(default %(default)s)"}),
+    "weight_decay": ("optimization", {"type": NON_NEGATIVE, "help": "never applied to BN or biases"}),
+    "label_smoothing": ("optimization", {"type": FRACTION, "help": "(default %(default)s)"}),
+    "warmup_epochs": ("optimization", {"type": NON_NEGATIVE, "help": "(default %(default)s)"}),
+    "ema_decay": ("optimization", {"type": FRACTION, "help": "EMA of weights; 0 turns it off (default %(default)s)"}),
+    "bn_momentum": ("optimization", {"type": _real(0, strict=True, high=1.000001),
+                                     "help": "BN running-statistics momentum (default %(default)s)"}),
+    "bf16": ("optimization", {"action": argparse.BooleanOptionalAction, "help": "bfloat16 autocast"}),
+    "channels_last": ("optimization", {"action": argparse.BooleanOptionalAction, "help": "channels-last memory"}),
+    "compile": ("optimization", {"action": "store_true", "help": "torch.compile the model"}),
+    "seed": ("optimization", {"type": _integer(0), "help": "(default %(default)s)"}),
+    "num_threads": ("optimization", {"type": THREADS, "help": "torch threads per process"}),
+}  # fmt: skip
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="RUN_DIR: config, metrics, checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out (its saved config is used)")
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=_TRAIN_DEFAULTS["model"], help="model name (default %(default)s)")
+    group.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"], help="width multiplier")
+    group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
+                       help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
+    add_version_options(group)
+    group.add_argument("--dropout", type=_real(0, strict=False, high=1), default=None,
+                       help="before the classifier (default: the version's)")  # fmt: skip
+    groups = {"data": parser.add_argument_group("data"), "optimization": parser.add_argument_group("optimization")}
+    _add(groups["data"], "dataset", "data_dir")
+    for name, (group_name, keywords) in _TRAIN_FLAGS.items():
+        flag = "--threads" if name == "num_threads" else f"--{name.replace('_', '-')}"
+        metavar = {"metavar": "THREADS"} if name == "num_threads" else {}
+        groups[group_name].add_argument(flag, dest=name, default=_TRAIN_DEFAULTS[name], **keywords, **metavar)
+    _add(parser, "quiet")
+    parser.add_argument("--json", action="store_true", help="print the final result as JSON")
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` of parsed `train` flags."""
+    small_input = default_small_input(args.dataset, args.image_size) if args.small_input is None else args.small_input
+    model = make_config(args.model, args.alpha, small_input=small_input, dropout=args.dropout, **version_options(args))
+    return TrainConfig(out=args.out, model=model, dataset=args.dataset, data_dir=args.data_dir,
+                       **{name: getattr(args, name) for name in _TRAIN_FLAGS})  # fmt: skip
+
+
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from mobilenet.train import TrainConfig, TrainingDiverged, train
+    from mobilenet.train import TrainingDiverged, train
 
     if args.resume:
         fixed = ("verb", "func", "out", "resume", "quiet", "json")
         given = [name for name, value in vars(args).items() if name not in fixed and value != parser.get_default(name)]
         if given:
-            flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
-            raise UsageError(
+            flags = ", ".join(f"--{'threads' if name == 'num_threads' else name.replace('_', '-')}" for name in given)
+            raise InputError(
                 f"--resume continues the run as saved in {args.out}/config.json, so {flags} cannot "
                 f"change it; drop {flags}, or start a new run with another --out"
             )
         config = TrainConfig(out=args.out)  # replaced by RUN_DIR/config.json
     else:
-        model_fields = ("small_input", "t", "shallow", "activation", "minimal", "head", "expansion", "dropout")
-        options = {key: getattr(args, key) for key in model_fields if getattr(args, key) is not None}
-        fields = ("dataset", "data_dir", "download", "image_size", "epochs", "batch_size", "train_samples",
-                  "val_samples", "optimizer", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs",
-                  "ema_decay", "bn_momentum", "padding", "flip", "erasing", "bf16", "channels_last", "compile",
-                  "seed")  # fmt: skip
-        config = TrainConfig(
-            out=args.out,
-            model=args.model,
-            alpha=args.alpha,
-            model_options=options,
-            num_threads=args.threads,
-            **{name: getattr(args, name) for name in fields},
-        )
+        config = train_config(args)
     try:
         result = train(config, resume=args.resume, progress=not args.quiet)
     except TrainingDiverged as error:
@@ -451,40 +484,21 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _load_classifier(path: str):
-    """(callable on normalized batches, in_chans, num_classes, input size or None) of a checkpoint or ONNX file."""
-    if str(path).endswith(".onnx"):
-        from mobilenet.deploy.runtime import OnnxModel
-
-        model = OnnxModel(path)
-        return model, model.in_chans, model.num_classes, model.input_size
-    from mobilenet.weights import load
-
-    model = load(path)
-    return model, model.config.in_chans, model.config.num_classes, None
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from mobilenet.data import load_dataset
-    from mobilenet.train.evaluate import evaluate, plot_confusion
+    from mobilenet.deploy.predictor import evaluate_file
+    from mobilenet.train.evaluation import plot_confusion
 
     if args.plot:
         check_output(args.plot)
-    model, in_chans, num_classes, size = _load_classifier(args.checkpoint)
-    dataset = load_dataset(args.dataset, args.split, args.data_dir)
-    if num_classes is not None and num_classes != len(dataset.classes):
-        raise UsageError(f"{args.checkpoint} has {num_classes} outputs but {args.dataset} has "
-                         f"{len(dataset.classes)} classes")  # fmt: skip
-    if in_chans != dataset.info.channels:
-        raise UsageError(f"{args.checkpoint} takes {in_chans} channel(s), {args.dataset} has {dataset.info.channels}")
-    result = evaluate(model, dataset, batch_size=args.batch_size, image_size=args.image_size or size)
+    result, classes = evaluate_file(args.file, args.dataset, args.split, args.data_dir, args.batch_size,
+                                    args.image_size, args.threads)  # fmt: skip
     if args.plot:
-        plot_confusion(result, dataset.classes, args.plot, title=f"{args.checkpoint} on {args.dataset} {args.split}")
+        plot_confusion(result, classes, args.plot, title=f"{args.file} on {args.dataset} {args.split}")
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "dataset": args.dataset, "split": args.split,
+        print(json.dumps({"file": args.file, "dataset": args.dataset, "split": args.split,
                           **result.to_dict()}, indent=2))  # fmt: skip
         return 0
-    print(f"{args.checkpoint} on {args.dataset} ({args.split}, {result.samples:,} images)")
+    print(f"{args.file} on {args.dataset} ({args.split}, {result.samples:,} images)")
     print(f"  top-1 {result.top1:.2f}%   top-5 {result.top5:.2f}%   loss {result.loss:.4f}")
     for cls, accuracy in result.per_class.items():
         print(f"  {cls:<14}{accuracy:>7.2f}%")
@@ -494,36 +508,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    import time
+    from mobilenet.bench.compare import quantize_and_compare
 
-    from mobilenet.bench.latency import onnx_call, time_calls
-    from mobilenet.data import load_dataset
-    from mobilenet.deploy.quantize import quantize_onnx
-    from mobilenet.deploy.runtime import OnnxModel
-    from mobilenet.train.evaluate import evaluate
-
-    check_output(args.out)
-    calibration = load_dataset(args.calibrate, "train", args.data_dir)
-    out = quantize_onnx(args.model, args.out, calibration, samples=args.samples, method=args.method,
-                        per_channel=args.per_channel, activations=args.activations,
-                        exclude=tuple(args.exclude), portable=args.portable,
-                        float_stem=args.float_stem)  # fmt: skip
-    report = {"fp32": {"path": args.model}, "int8": {"path": str(out)}}
-    models = {name: OnnxModel(report[name]["path"], threads=args.threads) for name in report}
-    for name, model in models.items():  # timed first, each alone (see mobilenet.bench.latency)
-        time.sleep(0.2)  # let the previous session's worker threads stop spinning
-        report[name]["size_mb"] = os.path.getsize(report[name]["path"]) / 1e6
-        report[name]["latency_ms"] = time_calls(onnx_call(model)).median_ms
-    if not args.no_eval:
-        test = load_dataset(args.calibrate, "test", args.data_dir)
-        for name, model in models.items():
-            report[name]["top1"] = evaluate(model, test, image_size=model.input_size).top1
+    recipe = QuantizeRecipe(args.samples, args.method, args.per_channel, args.activations, tuple(args.exclude),
+                            args.portable, args.float_stem)  # fmt: skip
+    report = quantize_and_compare(args.file, args.out, args.dataset, args.data_dir, recipe, args.threads,
+                                  evaluate=not args.no_eval)  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     operators = "standard ONNX operators only" if args.portable else "h-swish/h-sigmoid as ONNX Runtime int8 ops"
-    print(f"wrote {out} (int8 QDQ, per-channel={args.per_channel}, {args.activations} activations, {args.method} "
-          f"calibration on {args.samples} {args.calibrate} training images; {operators})")  # fmt: skip
+    print(f"wrote {report['int8']['path']} (int8 QDQ, per-channel={args.per_channel}, {args.activations} "
+          f"activations, {args.method} calibration on {args.samples} {args.dataset} training images; "
+          f"{operators})")  # fmt: skip
     print(f"{'':6}{'size MB':>9}{'latency ms':>12}{'test top-1':>12}   (batch 1, {args.threads or 'all'} threads)")
     for name in ("fp32", "int8"):
         row = report[name]
@@ -533,32 +530,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mobilenet.deploy import export_onnx
-    from mobilenet.metadata import input_spec
-    from mobilenet.weights import load_with_metadata
+    from mobilenet.deploy.onnx import export_checkpoint
 
-    check_output(args.out)
-    model, stored = load_with_metadata(args.checkpoint)
-    config = model.config
-    spec = input_spec(
-        args.checkpoint, stored, config.in_chans, config.num_classes, default_size=32 if config.small_input else 224
-    )
-    resolution = spec.size if args.resolution is None else args.resolution
-    metadata = {"mean": json.dumps(spec.mean), "std": json.dumps(spec.std)}
-    if "dataset" in stored:
-        metadata["dataset"] = stored["dataset"]
-    if spec.labels:
-        metadata["labels"] = json.dumps(spec.labels)
-    report = export_onnx(model, args.out, resolution, metadata=metadata, opset=args.opset)
+    report = export_checkpoint(args.checkpoint, args.out, args.resolution, args.opset)
     size = report.path.stat().st_size / 1e6
-    print(f"wrote {report.path} ({size:.2f} MB, opset {report.opset}, {resolution}x{resolution}, dynamic batch)")
+    side = report.resolution
+    print(f"wrote {report.path} ({size:.2f} MB, opset {report.opset}, {side}x{side}, dynamic batch)")
     print(f"  checked in ONNX Runtime: max |onnx - torch| = {report.max_abs_diff:.3g} "
           f"({report.relative_diff:.2g} of the output scale {report.output_scale:.3g}; limit 1e-4)")  # fmt: skip
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from mobilenet.data.datasets import IMAGE_SUFFIXES
     from mobilenet.deploy.predictor import Classifier, Prediction
 
     classifier = Classifier(args.weights, threads=args.threads)
@@ -598,8 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     family = verbs.add_parser(
         "family", help="every version at its published widths and resolutions: MACs, params, receptive field"
     )
-    family.add_argument("--num-classes", type=COUNT, default=1000, help="classifier outputs (default 1000)")
-    family.add_argument("--json", action="store_true", help="machine-readable output")
+    _add(family, "num_classes", "json", num_classes=_MODEL_DEFAULTS["num_classes"])
     family.set_defaults(func=cmd_family)
 
     prof = verbs.add_parser(
@@ -608,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Count a family member on the meta device (no weights are allocated).",
     )
     add_model_arguments(prof)
-    prof.add_argument("--resolution", type=COUNT, default=224, help="input side in pixels (default 224)")
+    _add(prof, "resolution")
     view = prof.add_mutually_exclusive_group()
     view.add_argument("--by-kind", action="store_true", help="one row per layer kind (the default view)")
     view.add_argument("--by-layer", action="store_true", help="one row per conv and linear layer")
@@ -617,8 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--bandwidth-gbs", type=POSITIVE, default=None, help="roofline with this memory GB/s (no probe)")
     prof.add_argument("--measure", action="store_true",
                       help="also time every layer (PyTorch profiler) and the network, beside the roofline")  # fmt: skip
-    prof.add_argument("--threads", type=THREADS, default=None, help="probe and measurement threads (default: torch's)")
-    prof.add_argument("--json", action="store_true", help="the whole report as JSON")
+    _add(prof, "threads", "json")
     prof.set_defaults(func=cmd_profile)
 
     be = verbs.add_parser(
@@ -628,13 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds). What is timed: one forward call on a batch in memory. See mobilenet.bench.latency.",
     )
     add_model_arguments(be)
-    be.add_argument("--resolution", type=COUNT, default=224, help="input side in pixels (default 224)")
-    be.add_argument("--batch-size", type=COUNT, default=1, help="images per call (default 1)")
-    be.add_argument("--threads", type=THREADS, default=None, help="intra-op threads (default: torch's)")
+    _add(be, "resolution", "batch_size", "threads", batch_size=1)
     be.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the model (default torch)")
-    be.add_argument("--min-runs", type=COUNT, default=30, help="timed calls at least (default 30)")
-    be.add_argument("--min-time", type=NON_NEGATIVE, default=1.0, help="seconds of timed calls at least (default 1)")
-    be.add_argument("--json", action="store_true", help="the result as JSON (median_ms, p10_ms, p90_ms, ...)")
+    be.add_argument("--min-runs", type=COUNT, default=MIN_RUNS, help="timed calls at least (default %(default)s)")
+    be.add_argument("--min-time", type=NON_NEGATIVE, default=MIN_TIME_S,
+                    help="seconds of timed calls at least (default %(default)s)")  # fmt: skip
+    _add(be, "json")
     be.set_defaults(func=cmd_bench)
 
     se = verbs.add_parser(
@@ -648,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--latency-ms", type=POSITIVE, default=None, help="latency budget, batch 1 (e.g. 10)")
     se.add_argument("--size-mb", type=POSITIVE, default=None, help="size budget of the deployed file (e.g. 5)")
     add_sweep_arguments(se)
-    se.add_argument("--json", action="store_true", help='{"pick": ..., "candidates": [...], ...}')
+    _add(se, "json")
     se.set_defaults(func=cmd_select)
 
     rep = verbs.add_parser(
@@ -670,56 +650,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train on one process, or data-parallel under `torchrun --nproc-per-node N` (batch size is per "
         "process). Ctrl-C saves; --resume continues exactly where it stopped.",
     )
-    tr.add_argument("--out", required=True, help="RUN_DIR: config, metrics, checkpoints")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out (its saved config is used)")
-    tr.add_argument("--model", default="mobilenet_v2", help="model name (default mobilenet_v2)")
-    tr.add_argument("--alpha", type=float, default=1.0, help="width multiplier")
-    group = tr.add_argument_group("model options")
-    group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
-                       help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
-    add_version_options(group)
-    group.add_argument("--dropout", type=float, default=None, help="before the classifier (default: the version's)")
-    group = tr.add_argument_group("data")
-    group.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
-    group.add_argument("--data-dir", default=None, help="directory of the dataset's files (or the image folder)")
-    group.add_argument("--download", action="store_true", help="fetch from the original host, checksums verified")
-    group.add_argument("--image-size", type=int, default=224, help="image folders: side after resize and crop")
-    group.add_argument("--train-samples", type=int, default=None, help="train on a seeded subset of this size")
-    group.add_argument("--val-samples", type=int, default=5000, help="held out from the training set (default 5000)")
-    group.add_argument("--padding", type=int, default=None, help="random-crop padding (default side // 8)")
-    group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="horizontal flips")
-    group.add_argument("--erasing", type=float, default=0.5, help="random-erasing probability (default 0.5)")
-    group = tr.add_argument_group("optimization")
-    group.add_argument("--epochs", type=int, default=30)
-    group.add_argument("--batch-size", type=int, default=128, help="per process (default 128)")
-    group.add_argument("--optimizer", choices=("sgd", "rmsprop", "adamw"), default="sgd")
-    group.add_argument("--lr", type=float, default=None, help="peak learning rate (default: per optimizer, scaled)")
-    group.add_argument("--momentum", type=float, default=0.9)
-    group.add_argument("--weight-decay", type=float, default=None, help="never applied to BN or biases")
-    group.add_argument("--label-smoothing", type=float, default=0.1)
-    group.add_argument("--warmup-epochs", type=float, default=1.0)
-    group.add_argument("--ema-decay", type=float, default=0.999, help="EMA of weights; 0 turns it off")
-    group.add_argument("--bn-momentum", type=float, default=0.1, help="BN running-statistics momentum")
-    group.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bfloat16 autocast")
-    group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    group.add_argument("--compile", action="store_true", help="torch.compile the model")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--threads", type=int, default=None, help="torch threads per process")
-    tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    tr.add_argument("--json", action="store_true", help="print the final result as JSON")
+    add_train_arguments(tr)
     tr.set_defaults(func=functools.partial(cmd_train, parser=tr))
 
-    ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a checkpoint")
-    ev.add_argument("checkpoint", help="a .safetensors checkpoint or an .onnx file (fp32 or int8)")
-    ev.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist, mnist, cifar10 or folder")
-    ev.add_argument("--data-dir", default=None)
+    ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a model file")
+    ev.add_argument("file", help="a .safetensors checkpoint or an .onnx file (fp32 or int8)")
+    _add(ev, "dataset", "data_dir")
     ev.add_argument("--split", choices=("train", "test"), default="test")
-    ev.add_argument(
-        "--image-size", type=_integer(1, 4096), default=None, help="image folders: side after resize and crop"
-    )
-    ev.add_argument("--batch-size", type=COUNT, default=500, help="images per call (default 500)")
+    ev.add_argument("--image-size", type=SIDE, default=None, help="image folders: side after resize and crop")
+    _add(ev, "batch_size", "threads", batch_size=EVAL_BATCH_SIZE)
     ev.add_argument("--plot", default=None, help="write the confusion matrix here (PNG)")
-    ev.add_argument("--json", action="store_true")
+    _add(ev, "json")
     ev.set_defaults(func=cmd_eval)
 
     ex = verbs.add_parser(
@@ -736,55 +677,61 @@ def build_parser() -> argparse.ArgumentParser:
     qu = verbs.add_parser(
         "quantize", help="static int8 (QDQ, per-channel weights) with ONNX Runtime, calibrated on training images"
     )
-    qu.add_argument("model", help="an fp32 .onnx file from `mobilenet export`")
+    qu.add_argument("file", help="an fp32 .onnx file from `mobilenet export`")
     qu.add_argument("--out", required=True, help="output .onnx path")
-    qu.add_argument("--calibrate", default="fashion-mnist", help="dataset whose TRAINING images calibrate")
-    qu.add_argument("--data-dir", default=None)
-    qu.add_argument("--samples", type=COUNT, default=512, help="calibration images (default 512)")
-    qu.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
-    qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True)
-    qu.add_argument("--activations", choices=("uint8", "int8"), default="uint8")
-    qu.add_argument("--exclude", nargs="*", default=[], help="node names to keep in float")
-    qu.add_argument("--portable", action="store_true",
+    _add(qu, "dataset", aliases=("--calibrate",))  # its training images calibrate, its test images evaluate
+    _add(qu, "data_dir")
+    qu.add_argument("--samples", type=COUNT, default=QuantizeRecipe.samples,
+                    help="calibration images (default %(default)s)")  # fmt: skip
+    qu.add_argument("--method", choices=METHODS, default=QuantizeRecipe.method, help="calibrator (default %(default)s)")
+    qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=QuantizeRecipe.per_channel)
+    qu.add_argument("--activations", choices=ACTIVATION_TYPES, default=QuantizeRecipe.activations)
+    qu.add_argument("--exclude", nargs="*", default=list(QuantizeRecipe.exclude), help="node names to keep in float")
+    qu.add_argument("--portable", action="store_true", default=QuantizeRecipe.portable,
                     help="standard ONNX operators only: h-swish and h-sigmoid stay float islands in ONNX Runtime "
                          "(default: lowered to its int8 QLinearAdd/QLinearMul contrib operators)")  # fmt: skip
-    qu.add_argument("--float-stem", action=argparse.BooleanOptionalAction, default=True,
+    qu.add_argument("--float-stem", action=argparse.BooleanOptionalAction, default=QuantizeRecipe.float_stem,
                     help="keep the first convolution (on the image) in float: faster in ONNX Runtime")  # fmt: skip
-    qu.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime threads for the latency figure")
+    _add(qu, "threads")
     qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
-    qu.add_argument("--json", action="store_true")
+    _add(qu, "json")
     qu.set_defaults(func=cmd_quantize)
 
     pr = verbs.add_parser("predict", help="top-k labels for PNG/JPEG images with an ONNX file or a checkpoint")
     pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--weights", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
-    pr.add_argument("--top-k", type=COUNT, default=3, help="labels per image (default 3)")
-    pr.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime or torch threads")
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--top-k", type=COUNT, default=TOP_K, help="labels per image (default %(default)s)")
+    _add(pr, "threads", "json")
     pr.set_defaults(func=cmd_predict)
 
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
-    convert.add_argument("--arch", required=True, choices=("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"))
-    convert.add_argument("--alpha", type=float, default=1.0, help="torchvision's width_mult (default 1.0)")
-    convert.add_argument("--num-classes", type=COUNT, default=None, help="default: read from the classifier")
+    convert.add_argument("--arch", required=True, choices=TORCHVISION_ARCHS)
+    convert.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"],
+                         help="torchvision's width_mult (default %(default)s)")  # fmt: skip
+    _add(convert, "num_classes", num_classes=None)
     convert.add_argument("--prefix", default="", help="take only keys under this prefix, with it stripped")
     convert.add_argument("--out", required=True, help="output .safetensors path")
     convert.set_defaults(func=cmd_convert)
     return parser
 
 
+# What bad input looks like when it reaches `main`: the library's InputError, and the operating system's word on a
+# path the user named. Anything else is a bug, and its traceback is shown.
+_INPUT_ERRORS = (InputError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except UsageError as error:
+    except InputError as error:
         print(error, file=sys.stderr)
         return 2
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+    except _INPUT_ERRORS as error:
         print(f"mobilenet {args.verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
+from mobilenet._io import InputError, check_output
 from mobilenet.model import MobileNet, create_model
 from mobilenet.resolve import Architecture
-from mobilenet.weights import load_state_dict, read_safetensors, state_dict_mismatch
+from mobilenet.specs import TORCHVISION_ARCHS
+from mobilenet.weights import load_state_dict, read_safetensors, save, state_dict_mismatch
 
-TORCHVISION_ARCHS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -38,7 +39,7 @@ def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> d
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError by format
-                raise ValueError(
+                raise InputError(
                     f"{path} could not be read as a PyTorch state dict with weights_only=True ({error}); "
                     "re-save it with torch.save(model.state_dict(), path)"
                 ) from error
@@ -49,7 +50,7 @@ def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> d
         state = {key.removeprefix("module."): value for key, value in state.items()}
     bad = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if bad:
-        raise ValueError(f"not a state dict: entries {bad[:5]} are not tensors")
+        raise InputError(f"not a state dict: entries {bad[:5]} are not tensors")
     return state
 
 
@@ -73,12 +74,12 @@ def from_torchvision(
         the model in eval mode.
     """
     if arch not in TORCHVISION_ARCHS:
-        raise ValueError(f"torchvision has no {arch!r}; convertible: {', '.join(TORCHVISION_ARCHS)}")
+        raise InputError(f"torchvision has no {arch!r}; convertible: {', '.join(TORCHVISION_ARCHS)}")
     state = read_state_dict(source)
     classifier = "classifier.1.weight" if arch == "mobilenet_v2" else "classifier.3.weight"
     if num_classes is None:
         if classifier not in state:
-            raise ValueError(
+            raise InputError(
                 f"no {classifier!r} in the state dict, so it is not a torchvision {arch}; first keys: {list(state)[:5]}"
             )
         num_classes = int(state[classifier].shape[0])
@@ -99,7 +100,7 @@ def from_torchvision(
     problems = state_dict_mismatch(expected, renamed)
     if leftover or problems:
         extra = f"\n  torchvision keys with no place in {arch}: {leftover[:12]}" if leftover else ""
-        raise ValueError(
+        raise InputError(
             f"the weights do not fit torchvision's {arch} at alpha={alpha} with {num_classes} classes "
             f"(wrong arch or alpha?); keys named as in our model:\n{problems}{extra}"
         )
@@ -142,3 +143,23 @@ def torchvision_key_map(arch: Architecture) -> Iterator[tuple[str, str]]:
     else:
         for ours, theirs in (("pre_logits.fc", "classifier.0"), ("classifier", "classifier.3")):
             yield from ((f"{ours}.weight", f"{theirs}.weight"), (f"{ours}.bias", f"{theirs}.bias"))
+
+
+def convert_file(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    arch: str,
+    alpha: float = 1.0,
+    num_classes: int | None = None,
+    prefix: str = "",
+) -> tuple[Path, MobileNet]:
+    """Convert a torchvision checkpoint file (only its keys under `prefix`, with the prefix removed, when given) into
+    our safetensors file `out`; returns the file written and the model."""
+    check_output(out)
+    state = read_state_dict(source)
+    if prefix:
+        state = {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
+        if not state:
+            raise InputError(f"no key of {source} starts with {prefix!r}")
+    model = from_torchvision(state, arch, alpha=alpha, num_classes=num_classes)
+    return save(model, out, metadata={"converted_from": f"torchvision {arch}"}), model

@@ -1,10 +1,17 @@
-"""What a model file says about its input and output (labels, input size, channels, normalization), read by one
-function from a checkpoint's or an ONNX file's metadata, and checked against what the file holds before anything is
-allocated from it: a file's metadata is input like any other, and a file claiming a 100,000-pixel input or ten
-labels for a thousand outputs is refused with a message naming the file.
+"""One metadata schema for every file the project writes (checkpoints and ONNX files alike), written by
+`file_metadata` and read back by `input_spec` and `stored_config`:
 
-Both spellings the project has written are read: `labels` (ONNX files) and `classes` (checkpoints); `input_size`
-(ONNX files) and `image_size` (checkpoints).
+    mobilenet.config  the model's `ModelConfig`, as JSON (`ModelConfig.to_dict`)
+    input_size        the input side in pixels        in_chans  the input channels
+    mean, std         per-channel normalization, JSON lists
+    labels            the outputs' names, a JSON list (absent when the file names none)
+    runtime           absent, or the one runtime whose private operators the file needs (e.g. "onnxruntime")
+    ...               anything else the writer adds (dataset, epoch, quantization)
+
+What a file says is checked against what it holds before anything is allocated from it: a file's metadata is input
+like any other, and a file claiming a 100,000-pixel input or ten labels for a thousand outputs is refused with a
+message naming the file. Checkpoints written before the schema was one spelled `classes` and `image_size`; both are
+still read.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mobilenet._io import InputError
-from mobilenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from mobilenet.data.catalog import IMAGENET_MEAN, IMAGENET_STD
+from mobilenet.resolve import ModelConfig
 
 MAX_INPUT_SIZE = 4096  # pixels a side: 16x the largest published resolution, far above any MobileNet use
+CONFIG_KEY = "mobilenet.config"
+RUNTIME_KEY = "runtime"
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,50 @@ class InputSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...] | None
+
+    @classmethod
+    def default(cls, channels: int, size: int) -> InputSpec:
+        """ImageNet's normalization for 3 channels, (0.5, 0.5) otherwise; no labels."""
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels,) * 2
+        return cls(size, channels, tuple(mean), tuple(std), None)
+
+
+def file_metadata(config: ModelConfig, spec: InputSpec, **extra: str) -> dict[str, str]:
+    """The metadata of a model file, in the one schema above: `config`, how to feed it (`spec`) and `extra` entries."""
+    if spec.channels != config.in_chans:
+        raise InputError(f"the input spec has {spec.channels} channel(s), the model takes {config.in_chans}")
+    if spec.labels is not None and len(spec.labels) != config.num_classes:
+        raise InputError(f"{len(spec.labels)} labels for a model of {config.num_classes} outputs")
+    header = {
+        CONFIG_KEY: json.dumps(config.to_dict()),
+        "input_size": str(spec.size),
+        "in_chans": str(spec.channels),
+        "mean": json.dumps(list(spec.mean)),
+        "std": json.dumps(list(spec.std)),
+    }
+    if spec.labels is not None:
+        header["labels"] = json.dumps(list(spec.labels))
+    return header | extra
+
+
+def stored_config(source: str | os.PathLike, metadata: Mapping[str, str]) -> ModelConfig:
+    """The `ModelConfig` a file's metadata holds. Raises InputError naming the file when there is none or it is not
+    valid (the caller checks it against the file's tensors or graph)."""
+    if CONFIG_KEY not in metadata:
+        raise InputError(
+            f"{source} holds no mobilenet config, so it was not written by mobilenet; for torchvision weights "
+            "use mobilenet.convert.from_torchvision (or `mobilenet convert`)"
+        )
+    try:
+        data = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError as error:
+        raise InputError(f"{source}: its {CONFIG_KEY} metadata is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: its {CONFIG_KEY} metadata is not a JSON object")
+    try:
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{source}: its stored config is not valid ({error})") from None
 
 
 def _numbers(source: str, key: str, text: str, channels: int) -> tuple[float, ...]:
@@ -81,7 +135,7 @@ def input_spec(
         size = stated_size
     if "in_chans" in metadata and metadata["in_chans"] != str(channels):
         raise InputError(f"{source}: metadata in_chans={metadata['in_chans']!r}, but the network takes {channels}")
-    default_mean, default_std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels,) * 2
+    default_mean, default_std = InputSpec.default(channels, 1).mean, InputSpec.default(channels, 1).std
     mean = _numbers(source, "mean", metadata["mean"], channels) if "mean" in metadata else default_mean
     std = _numbers(source, "std", metadata["std"], channels) if "std" in metadata else default_std
     labels = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mobilenet._io import InputError, InputTypeError
 from mobilenet.layers import ConvBNAct, DepthwiseSeparable, InvertedResidual, LinearAct
 from mobilenet.resolve import Architecture, ModelConfig, make_config, resolve
 
@@ -67,20 +68,20 @@ class MobileNet(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError naming the problem when `x` is not an (N, in_chans, H, W) batch the model can take."""
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self.config.name} expects a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"{self.config.name} expects a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4:
             hint = " (add the batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
-            raise ValueError(f"{self.config.name} expects a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}{hint}")
+            raise InputError(f"{self.config.name} expects a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}{hint}")
         channels = x.shape[1]
         if channels != self.config.in_chans:
-            raise ValueError(
+            raise InputError(
                 f"{self.config.name} was built for {self.config.in_chans} input channel(s), got a batch of shape "
                 f"{tuple(x.shape)} with {channels}: create the model with in_chans={channels} or convert the images"
             )
         smallest = min(x.shape[2], x.shape[3])
         if smallest < self.arch.min_resolution:
             hint = "" if self.config.small_input else " or create the model with small_input=True"
-            raise ValueError(
+            raise InputError(
                 f"{self.config.name} downsamples by {self.arch.total_stride}; a {x.shape[2]}x{x.shape[3]} input is "
                 f"too small: resize it to at least {self.arch.min_resolution} px{hint}"
             )

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mobilenet.specs import VERSIONS, Activation, Bneck, Bottleneck, Separable, VersionSpec
+from mobilenet._io import InputError, InputTypeError
+from mobilenet.specs import BASE_RESOLUTION, VERSIONS, Activation, Bneck, Bottleneck, Separable, VersionSpec
 
 MAX_ALPHA = 4.0  # the papers publish 0.25-1.4; past 4 a "mobile" network has 16x V2's cost and is a typo
 MAX_EXPANSION = 32.0
@@ -23,6 +24,46 @@ HEAD_POLICIES = ("scaled", "fixed")
 EXPANSION_RULES = ("scaled", "input")
 # V1/V2's `activation` option: the papers' ReLU6, or plain ReLU (to measure what the bound buys under quantization).
 BOUNDED_ACTIVATIONS = ("relu6", "relu")
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """What a version option may hold: a bool, a number in (0, `high`], or one of `choices`; `help` says what it
+    does. The one definition of each option: configs are checked against it and the CLI's flags are made from it."""
+
+    kind: type
+    help: str
+    choices: tuple[str, ...] = ()
+    high: float = 0.0
+
+    def check(self, name: str, value: object) -> object:
+        if self.kind is bool:
+            return _check_bool(name, value)
+        if self.kind is float:
+            if not _is_real(value) or not 0 < value <= self.high:
+                raise InputError(f"{name} ({self.help}) must be a number in (0, {self.high:g}], got {value!r}")
+            return float(value)
+        if value not in self.choices:
+            raise InputError(f"{name} must be one of {self.choices} ({self.help}), got {value!r}")
+        return value
+
+
+# Every version option any spec declares (`VersionSpec.options` names which a version takes, with its default).
+OPTION_RULES: dict[str, OptionRule] = {
+    "shallow": OptionRule(bool, "V1: drop the five 14x14 layers (the paper's shallow model)"),
+    "t": OptionRule(float, "V2: expansion factor", high=MAX_EXPANSION),
+    "activation": OptionRule(str, "V1/V2: every activation: ReLU6 (the papers) or ReLU", BOUNDED_ACTIVATIONS),
+    "minimal": OptionRule(bool, "V3: minimalistic: no squeeze-excite, no h-swish, 3x3 kernels only"),
+    "head": OptionRule(
+        str, "V3: pre-logits width: 'scaled' with alpha (torchvision) or 'fixed' (TF-slim)", HEAD_POLICIES
+    ),
+    "expansion": OptionRule(
+        str,
+        "V3: expanded width: 'scaled' = the paper's times alpha (torchvision), 'input' = the factor times the scaled "
+        "input width (TF-slim)",
+        EXPANSION_RULES,
+    ),
+}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -47,8 +88,8 @@ def scale_width(spec: VersionSpec, channels: int, alpha: float) -> int:
 def resolution(rho: float) -> int:
     """Input side for resolution multiplier rho: round(224 * rho) (0.571 -> 128, 0.714 -> 160, 0.857 -> 192)."""
     if not _is_real(rho) or not 0 < rho <= MAX_ALPHA:
-        raise ValueError(f"rho must be a number in (0, {MAX_ALPHA}], got {rho!r}")
-    return round(224 * rho)
+        raise InputError(f"rho must be a number in (0, {MAX_ALPHA}], got {rho!r}")
+    return round(BASE_RESOLUTION * rho)
 
 
 class Options(Mapping[str, object]):
@@ -96,16 +137,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         spec = get_spec(self.name)
         if not _is_real(self.alpha) or not 0 < self.alpha <= MAX_ALPHA:
-            raise ValueError(f"alpha (width multiplier) must be a number in (0, {MAX_ALPHA}], got {self.alpha!r}")
+            raise InputError(f"alpha (width multiplier) must be a number in (0, {MAX_ALPHA}], got {self.alpha!r}")
         _check_int("num_classes", self.num_classes, 1)
         _check_int("in_chans", self.in_chans, 1)
         _check_bool("small_input", self.small_input)
         _check_bool("features_only", self.features_only)
         dropout = spec.dropout if self.dropout is None else self.dropout
         if not _is_real(dropout) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+            raise InputError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         if not isinstance(self.options, Mapping):
-            raise TypeError(f"options must be a mapping of {self.name}'s options, got {self.options!r}")
+            raise InputTypeError(f"options must be a mapping of {self.name}'s options, got {self.options!r}")
         object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "dropout", float(dropout))
         object.__setattr__(self, "options", _version_options(spec, self.options))
@@ -124,8 +165,21 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ModelConfig:
-        """The inverse of `to_dict` (the format checkpoints and ONNX files store)."""
+        """The inverse of `to_dict` (the format checkpoints, ONNX files, run configs and results files store)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+            raise InputError(f"a model config must be a JSON object with a 'name', got {data!r}")
         return make_config(**data)
+
+    def changed_options(self) -> dict[str, object]:
+        """The version options that differ from the version's defaults (what a label or a cache key names)."""
+        defaults = get_spec(self.name).options
+        return {key: value for key, value in self.options.items() if value != defaults[key]}
+
+    def replace(self, **changes: object) -> ModelConfig:
+        """A copy with `changes` (fields or version options), checked like any config."""
+        data = self.to_dict()
+        data.update(changes)
+        return ModelConfig.from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -224,10 +278,10 @@ def conv_output_size(size: int, kernel: int, stride: int) -> int:
 
 def check_resolution(arch: Architecture, resolution: object) -> None:
     if not isinstance(resolution, int) or isinstance(resolution, bool):
-        raise TypeError(f"resolution must be an int (pixels), got {type(resolution).__name__}")
+        raise InputTypeError(f"resolution must be an int (pixels), got {type(resolution).__name__}")
     if resolution < arch.min_resolution:
         hint = "" if arch.config.small_input else ", or create the model with small_input=True"
-        raise ValueError(
+        raise InputError(
             f"resolution {resolution} is too small for {arch.config.name}, which downsamples by "
             f"{arch.total_stride}: use at least {arch.min_resolution}{hint}"
         )
@@ -240,12 +294,12 @@ def list_models() -> list[str]:
 
 def get_spec(name: object) -> VersionSpec:
     if not isinstance(name, str):
-        raise TypeError(f"model name must be a str, got {type(name).__name__}")
+        raise InputTypeError(f"model name must be a str, got {type(name).__name__}")
     spec = VERSIONS.get(name)
     if spec is None:
         close = difflib.get_close_matches(name, VERSIONS, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")
+        raise InputError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")
     return spec
 
 
@@ -255,15 +309,15 @@ def _is_real(value: object) -> bool:
 
 def _check_int(name: str, value: object, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+        raise InputTypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
 def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
     return value
 
 
@@ -272,36 +326,11 @@ def _version_options(spec: VersionSpec, given: Mapping[str, object]) -> Options:
     unknown = sorted(set(given) - set(spec.options))
     if unknown:
         valid = ", ".join(sorted(spec.options)) or "none"
-        raise TypeError(
+        raise InputTypeError(
             f"{spec.name} got unexpected keyword argument(s) {', '.join(unknown)}; its own options: {valid}"
         )
     resolved = {**spec.options, **given}
-    for key, value in resolved.items():
-        default = spec.options[key]
-        if isinstance(default, bool):
-            _check_bool(key, value)
-    if "t" in resolved:
-        t = resolved["t"]
-        if not _is_real(t) or not 0 < t <= MAX_EXPANSION:
-            raise ValueError(f"t (expansion factor) must be a number in (0, {MAX_EXPANSION}], got {t!r}")
-        resolved["t"] = float(t)
-    if "expansion" in resolved and resolved["expansion"] not in EXPANSION_RULES:
-        raise ValueError(
-            f"expansion must be one of {EXPANSION_RULES} ('scaled': the paper's expanded width times alpha, as in "
-            f"torchvision; 'input': the paper's expansion factor times the scaled input width, as in TF-slim), "
-            f"got {resolved['expansion']!r}"
-        )
-    if "activation" in resolved and resolved["activation"] not in BOUNDED_ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {BOUNDED_ACTIVATIONS} (every activation of the network), "
-            f"got {resolved['activation']!r}"
-        )
-    if "head" in resolved and resolved["head"] not in HEAD_POLICIES:
-        raise ValueError(
-            f"head must be one of {HEAD_POLICIES} ('scaled': the pre-logits layer scales with alpha, as in "
-            f"torchvision; 'fixed': it stays at the paper's width, as in TF-slim), got {resolved['head']!r}"
-        )
-    return Options(resolved)
+    return Options({key: OPTION_RULES[key].check(key, value) for key, value in resolved.items()})
 
 
 def make_config(

@@ -213,3 +213,9 @@ V3_SMALL = VersionSpec(
 )
 
 VERSIONS: dict[str, VersionSpec] = {spec.name: spec for spec in (V1, V2, V3_LARGE, V3_SMALL)}
+
+# The versions torchvision implements, whose checkpoints `mobilenet.convert` reads (it has no MobileNetV1).
+TORCHVISION_ARCHS = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+
+# The papers' input side (rho = 1): every table's cost figures are at 224 x 224.
+BASE_RESOLUTION = 224

@@ -14,18 +14,19 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from mobilenet._io import atomic_write
+from mobilenet._io import InputError, InputTypeError, atomic_write
+from mobilenet.metadata import CONFIG_KEY, stored_config
 from mobilenet.model import MobileNet, build
-from mobilenet.resolve import make_config
+from mobilenet.resolve import ModelConfig
 
 FORMAT = "mobilenet"
-CONFIG_KEY = "mobilenet.config"
 
 
 def save(model: MobileNet, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
-    """Write `model`'s weights and buffers as safetensors, its config in the metadata; atomic."""
+    """Write `model`'s weights and buffers as safetensors, its config in the metadata (with `metadata`: best made by
+    `mobilenet.metadata.file_metadata`, the schema every file the project writes shares); atomic."""
     if not isinstance(model, MobileNet):
-        raise TypeError(f"save() takes a mobilenet.MobileNet, got {type(model).__name__}")
+        raise InputTypeError(f"save() takes a mobilenet.MobileNet, got {type(model).__name__}")
     header = {**(metadata or {}), "format": FORMAT, CONFIG_KEY: json.dumps(model.config.to_dict())}
     tensors = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -41,31 +42,16 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a readable safetensors file ({error}); it may be truncated or of another format"
         ) from error
     return tensors, metadata
 
 
-def read_config(path: str | os.PathLike) -> dict[str, object]:
+def read_config(path: str | os.PathLike) -> ModelConfig:
     """The model config stored in a file written by `save`."""
     _, metadata = read_safetensors(path)
-    return _config_from_metadata(path, metadata)
-
-
-def _config_from_metadata(path: str | os.PathLike, metadata: Mapping[str, str]) -> dict[str, object]:
-    if CONFIG_KEY not in metadata:
-        raise ValueError(
-            f"{path} holds no mobilenet config, so it was not written by mobilenet.save; for torchvision weights "
-            "use mobilenet.convert.from_torchvision (or `mobilenet convert`)"
-        )
-    try:
-        config = json.loads(metadata[CONFIG_KEY])
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: its {CONFIG_KEY} metadata is not JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: its {CONFIG_KEY} metadata is not a JSON object")
-    return config
+    return stored_config(path, metadata)
 
 
 def load(path: str | os.PathLike) -> MobileNet:
@@ -80,14 +66,11 @@ def load_with_metadata(path: str | os.PathLike) -> tuple[MobileNet, dict[str, st
     claiming a billion classes fails with a message instead of allocating them.
     """
     tensors, metadata = read_safetensors(path)
-    try:
-        config = make_config(**_config_from_metadata(path, metadata))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its stored config is not valid ({error})") from None
+    config = stored_config(path, metadata)
     problems = state_dict_mismatch(build(config, device="meta").state_dict(), tensors)
     if problems:
         described = _describe_config(config)
-        raise ValueError(f"{path}: its tensors do not fit the model its config describes ({described}):\n{problems}")
+        raise InputError(f"{path}: its tensors do not fit the model its config describes ({described}):\n{problems}")
     model = build(config)
     model.load_state_dict(tensors, strict=True)
     return model.eval(), metadata
@@ -104,7 +87,7 @@ def load_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], s
     expected = model.state_dict()
     problems = state_dict_mismatch(expected, state)
     if problems:
-        raise ValueError(f"{source} does not fit {_describe(model)}:\n{problems}")
+        raise InputError(f"{source} does not fit {_describe(model)}:\n{problems}")
     model.load_state_dict(state, strict=True)
     return model
 

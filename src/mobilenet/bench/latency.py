@@ -34,7 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobilenet.bench import BACKENDS
+from mobilenet._io import InputError
+from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S
+from mobilenet.deploy import export_onnx, fuse
+from mobilenet.deploy.quantize import quantize_onnx
+from mobilenet.deploy.runtime import OnnxModel
+from mobilenet.model import build
+from mobilenet.resolve import ModelConfig
+from mobilenet.specs import BASE_RESOLUTION
 
 NOISY_SPREAD = 1.5  # p90 / p10 above this: the machine was busy while timing
 
@@ -68,14 +75,14 @@ def time_calls(
     run: Callable[[], object],
     batch: int = 1,
     warmup: int = 10,
-    min_runs: int = 30,
+    min_runs: int = MIN_RUNS,
     max_runs: int = 1000,
-    min_time_s: float = 1.0,
+    min_time_s: float = MIN_TIME_S,
     block: int = 10,
 ) -> Timing:
     """Warm `run` up, then time it in blocks until enough calls and enough seconds (see the module docstring)."""
     if min_runs < 1 or max_runs < min_runs:
-        raise ValueError(f"need 1 <= min_runs <= max_runs, got {min_runs} and {max_runs}")
+        raise InputError(f"need 1 <= min_runs <= max_runs, got {min_runs} and {max_runs}")
     started = time.perf_counter()
     done = 0
     while done < warmup or time.perf_counter() - started < 0.2:
@@ -112,9 +119,6 @@ def onnx_files(
     model, resolution: int, directory: str | os.PathLike, int8: bool, portable: bool = False
 ) -> tuple[Path, Path | None]:
     """Export `model` (and quantize it, when `int8`) into `directory`; returns (fp32 path, int8 path or None)."""
-    from mobilenet.deploy import export_onnx
-    from mobilenet.deploy.quantize import quantize_onnx
-
     directory = Path(directory)
     fp32 = directory / "model.onnx"
     export_onnx(model, fp32, resolution)
@@ -143,12 +147,12 @@ def make_runner(
     (`size_mb` of the deployed file for the ONNX backends). ONNX files go to `workdir` (a temporary directory by
     default, removed when the runner is garbage-collected)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise InputError(f"batch must be >= 1, got {batch}")
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise InputError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     model = model.eval()
     facts: dict[str, object] = {"backend": backend, "threads": threads or torch.get_num_threads()}
@@ -157,8 +161,6 @@ def make_runner(
         shape = (batch, model.config.in_chans, resolution, resolution)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what onnx_call feeds the ONNX backends
         if backend != "torch":
-            from mobilenet.deploy import fuse
-
             model = fuse(model).to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         if backend == "compile":
@@ -170,8 +172,6 @@ def make_runner(
 
         return run, facts
 
-    from mobilenet.deploy.runtime import OnnxModel
-
     holder = tempfile.TemporaryDirectory() if workdir is None else None
     directory = holder.name if holder else workdir
     fp32, int8 = onnx_files(model, resolution, directory, backend.startswith("onnx-int8"), backend.endswith("portable"))
@@ -180,3 +180,20 @@ def make_runner(
     facts["size_mb"] = path.stat().st_size / 1e6
     run_onnx.keep_alive = holder  # the files live as long as the runner
     return run_onnx, facts
+
+
+def measure(
+    config: ModelConfig,
+    resolution: int = BASE_RESOLUTION,
+    backend: str = "torch",
+    batch_size: int = 1,
+    threads: int | None = None,
+    min_runs: int = MIN_RUNS,
+    min_time_s: float = MIN_TIME_S,
+) -> tuple[Timing, dict[str, object]]:
+    """The latency of the member `config` at `resolution` on this machine with `backend` (randomly initialized
+    weights: speed does not depend on their values), and facts about the run (`backend`, `threads`, `size_mb`)."""
+    model = build(config)
+    model.check_input(torch.empty((batch_size, config.in_chans, resolution, resolution), device="meta"))
+    run, facts = make_runner(model, backend, resolution, batch=batch_size, threads=threads)
+    return time_calls(run, batch=batch_size, min_runs=min_runs, min_time_s=min_time_s), facts

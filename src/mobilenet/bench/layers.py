@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from mobilenet.bench.latency import make_runner, time_calls
 from mobilenet.cost.roofline import Roofline
 
 
@@ -90,8 +91,6 @@ def measure_layers(model: nn.Module, resolution: int, runs: int = 20, warmup: in
 
 def check_roofline(model: nn.Module, roof: Roofline, runs: int = 20) -> RooflineCheck:
     """Measure `model` (the one `roof` was computed for) per layer and whole, beside the roofline's predictions."""
-    from mobilenet.bench.latency import make_runner, time_calls
-
     resolution = roof.report.resolution
     measured = measure_layers(model, resolution, runs=runs)
     missing = [row.name for row in roof.rows if row.name not in measured]

@@ -22,34 +22,47 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobilenet._io import write_text
-from mobilenet.data.datasets import DATASETS
+import torch
+
+from mobilenet._io import InputError, write_text
+from mobilenet.bench.latency import make_runner, time_calls
+from mobilenet.cost import profile
+from mobilenet.cost.roofline import machine_id, probe, roofline
+from mobilenet.data.catalog import DATASETS
+from mobilenet.model import build
 from mobilenet.published import PUBLISHED, V1_CHECKPOINTS
-from mobilenet.resolve import check_resolution, make_config, resolve
+from mobilenet.resolve import ModelConfig, check_resolution, make_config, resolve
+from mobilenet.specs import BASE_RESOLUTION
+from mobilenet.weights import save
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One configuration to consider, with its accuracy (percent top-1) and where that figure comes from."""
+    """One configuration to consider: the model (its `ModelConfig`), the input side, and its accuracy (percent top-1)
+    with where that figure comes from."""
 
-    name: str
-    alpha: float
+    config: ModelConfig
     resolution: int
     accuracy: float
     accuracy_source: str
-    options: tuple[tuple[str, object], ...] = ()
-    num_classes: int = 1000
-    in_chans: int = 3
-    small_input: bool = False
 
-    def model_kwargs(self) -> dict[str, object]:
-        return {"alpha": self.alpha, "num_classes": self.num_classes, "in_chans": self.in_chans,
-                "small_input": self.small_input, **dict(self.options)}  # fmt: skip
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def alpha(self) -> float:
+        return self.config.alpha
+
+    @property
+    def options(self) -> tuple[tuple[str, object], ...]:
+        """The version options that differ from the version's defaults, sorted (what labels and keys name)."""
+        return tuple(sorted(self.config.changed_options().items()))
 
     def key(self) -> str:
-        options = ",".join(f"{k}={v}" for k, v in self.options)
-        return (f"{self.name}|a={self.alpha}|r={self.resolution}|{options}|c={self.in_chans}|k={self.num_classes}"
-                f"|small={self.small_input}")  # fmt: skip
+        c, options = self.config, ",".join(f"{k}={v}" for k, v in self.options)
+        return (f"{c.name}|a={c.alpha}|r={self.resolution}|{options}|c={c.in_chans}|k={c.num_classes}"
+                f"|small={c.small_input}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,7 @@ class Candidate:
     def to_dict(self) -> dict[str, object]:
         e = self.entry
         return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
-                "label": self.label,
+                "config": e.config.to_dict(), "label": self.label,
                 "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": e.accuracy,
                 "accuracy_source": e.accuracy_source, "latency_source": self.latency_source,
                 "size_source": self.size_source, "latency_spread": self.spread}  # fmt: skip
@@ -82,22 +95,24 @@ def published_entries() -> list[Entry]:
     gets.)"""
     rows = [*V1_CHECKPOINTS, *(p for p in PUBLISHED if p.name == "mobilenet_v1" and p.options),
             *(p for p in PUBLISHED if p.name != "mobilenet_v1")]  # fmt: skip
-    return [Entry(p.name, p.alpha, p.resolution, p.top1, f"ImageNet top-1, {p.source}", p.options)
+    return [Entry(make_config(p.name, p.alpha, **dict(p.options)), p.resolution, p.top1, f"ImageNet top-1, {p.source}")
             for p in rows if p.top1 is not None]  # fmt: skip
 
 
 def _accuracy(path: Path, i: int, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-        raise ValueError(f"accuracy file {path}, entry {i}: top-1 must be a percentage in [0, 100], got {value!r}")
+        raise InputError(f"accuracy file {path}, entry {i}: top-1 must be a percentage in [0, 100], got {value!r}")
     return float(value)
 
 
 def entries_from_file(path: str | os.PathLike) -> list[Entry]:
-    """The user's own results: a JSON list of objects with `model` (or `name`), `alpha` and `top1` (or `accuracy`,
-    a percentage); optional `options`, `resolution`, `dataset` (default fashion-mnist: its size, channels and classes
-    apply), `small_input`, `num_classes`, `in_chans`. `weights/manifest.json` is such a file.
+    """The user's own results: a JSON list of objects with `top1` (or `accuracy`, a percentage) and the model, as
+    `config` (a `ModelConfig.to_dict()`, what `mobilenet train` writes into result.json) or as `model` (or `name`),
+    `alpha` and optional `options`, `small_input`, `num_classes`, `in_chans`; optional `resolution` and `dataset`
+    (default fashion-mnist: its size, channels and classes apply to what is not given). `weights/manifest.json` is
+    such a file.
 
-    Raises ValueError naming the file and the entry for anything that would rank wrongly: a missing field, a top-1
+    Raises InputError naming the file and the entry for anything that would rank wrongly: a missing field, a top-1
     outside [0, 100] or not a number (NaN included), a model the library cannot build, or two entries for the same
     configuration.
     """
@@ -107,54 +122,60 @@ def entries_from_file(path: str | os.PathLike) -> list[Entry]:
     except FileNotFoundError:
         raise FileNotFoundError(f"accuracy file {path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"accuracy file {path} is not JSON ({error})") from None
+        raise InputError(f"accuracy file {path} is not JSON ({error})") from None
     except OSError as error:
-        raise ValueError(f"accuracy file {path} cannot be read ({error.strerror})") from None
+        raise InputError(f"accuracy file {path} cannot be read ({error.strerror})") from None
     if not isinstance(rows, list) or not rows:
-        raise ValueError(f"accuracy file {path} must hold a non-empty JSON list of results")
+        raise InputError(f"accuracy file {path} must hold a non-empty JSON list of results")
     entries, seen = [], {}
     for i, row in enumerate(rows):
-        name = row.get("model", row.get("name")) if isinstance(row, dict) else None
+        has_model = isinstance(row, dict) and (
+            "config" in row or ("alpha" in row and ("model" in row or "name" in row))
+        )
         accuracy = row.get("top1", row.get("accuracy")) if isinstance(row, dict) else None
-        if name is None or accuracy is None or "alpha" not in row:
-            raise ValueError(f"accuracy file {path}, entry {i}: needs 'model', 'alpha' and 'top1', got {row!r}")
+        if not has_model or accuracy is None:
+            raise InputError(
+                f"accuracy file {path}, entry {i}: needs 'model', 'alpha' and 'top1' (or 'config' and 'top1'), "
+                f"got {row!r}"
+            )
         dataset = row.get("dataset", "fashion-mnist")
         if dataset not in DATASETS and "resolution" not in row:
-            raise ValueError(f"accuracy file {path}, entry {i}: unknown dataset {dataset!r}; give 'resolution'")
+            raise InputError(f"accuracy file {path}, entry {i}: unknown dataset {dataset!r}; give 'resolution'")
         info = DATASETS.get(dataset)
-        options = row.get("options") or {}
         try:
-            if not isinstance(options, dict):
-                raise ValueError(f"options must be an object, got {options!r}")
-            resolution = row.get("resolution", info.size if info else 224)
+            resolution = row.get("resolution", info.size if info else BASE_RESOLUTION)
             if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 4096:
-                raise ValueError(f"resolution must be an integer in 1..4096, got {resolution!r}")
-            entry = Entry(
-                name,
-                row["alpha"],
-                resolution,
-                _accuracy(path, i, accuracy),
-                f"{dataset} top-1, {path.name}",
-                tuple(sorted(options.items())),
-                num_classes=row.get("num_classes", len(info.classes) if info else 1000),
-                in_chans=row.get("in_chans", info.channels if info else 3),
-                small_input=row.get("small_input", resolution <= 64),
-            )
-            config = make_config(entry.name, **entry.model_kwargs())  # every field checked where it enters
+                raise InputError(f"resolution must be an integer in 1..4096, got {resolution!r}")
+            config = ModelConfig.from_dict(row["config"]) if "config" in row else _legacy_config(row, info, resolution)
             check_resolution(resolve(config), resolution)
-            entry = dataclasses.replace(entry, alpha=config.alpha)
+            entry = Entry(config, resolution, _accuracy(path, i, accuracy), f"{dataset} top-1, {path.name}")
         except (TypeError, ValueError) as error:
             if str(error).startswith("accuracy file"):
                 raise
-            raise ValueError(f"accuracy file {path}, entry {i}: {error}") from None
+            raise InputError(f"accuracy file {path}, entry {i}: {error}") from None
         if entry.key() in seen:
-            raise ValueError(
+            raise InputError(
                 f"accuracy file {path}: entries {seen[entry.key()]} and {i} are the same configuration "
-                f"({name} alpha={entry.alpha} @{resolution}); keep one"
+                f"({entry.name} alpha={entry.alpha} @{resolution}); keep one"
             )
         seen[entry.key()] = i
         entries.append(entry)
     return entries
+
+
+def _legacy_config(row: dict[str, object], info, resolution: int) -> ModelConfig:
+    """The model of a results row that names it field by field (what `weights/manifest.json` and older files hold)."""
+    options = row.get("options") or {}
+    if not isinstance(options, dict):
+        raise InputError(f"options must be an object, got {options!r}")
+    return make_config(
+        row.get("model", row.get("name")),
+        row["alpha"],
+        num_classes=row.get("num_classes", len(info.classes) if info else 1000),
+        in_chans=row.get("in_chans", info.channels if info else 3),
+        small_input=row.get("small_input", resolution <= 64),
+        **options,
+    )
 
 
 def cache_dir() -> Path:
@@ -293,8 +314,6 @@ def _read_entries(path: Path, set_aside: bool) -> dict[str, dict[str, object]]:
 def _file_size_mb(model, workdir: Path, facts: dict[str, object]) -> float:
     if "size_mb" in facts:
         return float(facts["size_mb"])
-    from mobilenet.weights import save  # the torch backends deploy our safetensors checkpoint
-
     path = save(model, workdir / "model.safetensors")
     return path.stat().st_size / 1e6
 
@@ -314,15 +333,8 @@ def sweep(
     """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline on
     `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is measured again and
     replaces its cached figure one at a time: an interrupted refresh keeps the older figures it did not reach."""
-    import torch
-
-    import mobilenet
-    from mobilenet.bench.latency import make_runner, time_calls
-
     threads = threads or torch.get_num_threads()
     if predict and hardware is None:
-        from mobilenet.cost.roofline import probe
-
         hardware = probe(threads)
     bar = None
     if progress:
@@ -343,7 +355,7 @@ def sweep(
             else:
                 cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
                 if cached is None:
-                    model = mobilenet.create_model(entry.name, **entry.model_kwargs()).eval()
+                    model = build(entry.config).eval()
                     with tempfile.TemporaryDirectory() as tmp:
                         run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=tmp)
                         timing = time_calls(run, batch=batch, min_time_s=min_time_s)
@@ -365,10 +377,7 @@ def sweep(
 
 
 def _predicted(entry: Entry, hardware, backend: str) -> Candidate:
-    from mobilenet.cost import profile
-    from mobilenet.cost.roofline import roofline
-
-    report = profile(entry.name, resolution=entry.resolution, **entry.model_kwargs())
+    report = profile(entry.config, resolution=entry.resolution)
     predicted = roofline(report, hardware).predicted_ms
     bytes_per_weight = 1 if backend.startswith("onnx-int8") else 4
     return Candidate(
@@ -379,6 +388,37 @@ def _predicted(entry: Entry, hardware, backend: str) -> Candidate:
         report.params * bytes_per_weight / 1e6,
         f"estimated: {bytes_per_weight} byte(s) per parameter (no file written)",
     )
+
+
+def candidates(
+    accuracy: str | os.PathLike = "published",
+    models: list[str] | None = None,
+    backend: str = "onnx",
+    threads: int | None = None,
+    predict: bool = False,
+    cache: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    refresh: bool = False,
+    progress: bool = True,
+    hardware=None,
+) -> tuple[list[Candidate], LatencyCache | None]:
+    """The candidates of a selection and the cache their latencies came from: the entries of `accuracy`
+    ("published": the ImageNet tables; else a results file, `entries_from_file`), only those of the versions
+    `models` when given, swept on this machine (`sweep`) with the latency cache in `cache` (default `cache_dir()`;
+    none with `use_cache=False` or `predict`)."""
+    entries = published_entries() if accuracy == "published" else entries_from_file(accuracy)
+    if models:
+        unknown = sorted(set(models) - {e.name for e in entries})
+        if unknown:
+            raise InputError(f"no candidates named {', '.join(unknown)} in {accuracy}")
+        entries = [e for e in entries if e.name in models]
+    latency_cache = None
+    if use_cache and not predict:
+        directory = Path(cache) if cache else cache_dir()
+        latency_cache = LatencyCache.open(directory, machine_id(), backend, threads or torch.get_num_threads(), 1)
+    found = sweep(entries, backend, threads, cache=latency_cache, predict=predict, hardware=hardware,
+                  progress=progress, refresh=refresh)  # fmt: skip
+    return found, latency_cache
 
 
 @dataclass(frozen=True)
@@ -408,10 +448,10 @@ def pareto_frontier(candidates: list[Candidate]) -> list[Candidate]:
 def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float | None, nearest: int = 3) -> Choice:
     """The most accurate candidate within both budgets (ties: the faster), the frontier, and why others lost."""
     if not candidates:
-        raise ValueError("no candidates to choose from")
+        raise InputError("no candidates to choose from")
     for name, value in (("latency budget", latency_ms), ("size budget", size_mb)):
         if value is not None and not value > 0:
-            raise ValueError(f"the {name} must be > 0, got {value}")
+            raise InputError(f"the {name} must be > 0, got {value}")
 
     def over(c: Candidate) -> list[str]:
         why = []
@@ -467,7 +507,7 @@ def prediction_quality(measured: list[float], predicted: list[float]) -> dict[st
     """How well predicted latencies order and size the measured ones: Spearman's rank correlation, and the median
     of |predicted / measured - 1| and of predicted / measured."""
     if len(measured) != len(predicted) or len(measured) < 2:
-        raise ValueError("need two equally long lists of at least two latencies")
+        raise InputError("need two equally long lists of at least two latencies")
     rm, rp = _ranks(measured), _ranks(predicted)
     mean = (len(rm) - 1) / 2
     cov = sum((a - mean) * (b - mean) for a, b in zip(rm, rp, strict=True))

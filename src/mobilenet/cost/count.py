@@ -28,9 +28,11 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from mobilenet._io import InputError, InputTypeError
 from mobilenet.layers import InvertedResidual, SqueezeExcite
 from mobilenet.model import MobileNet, build
 from mobilenet.resolve import ModelConfig, check_resolution, make_config
+from mobilenet.specs import BASE_RESOLUTION, VERSIONS
 
 Kind = Literal["standard", "depthwise", "pointwise", "squeeze_excite", "linear"]
 KINDS: tuple[Kind, ...] = ("standard", "depthwise", "pointwise", "squeeze_excite", "linear")
@@ -343,7 +345,7 @@ def count_module(
     twin = copy.deepcopy(module).to("meta").eval()
     uncounted = _make_twin(twin)
     if uncounted:
-        raise ValueError(
+        raise InputError(
             f"count_module cannot count {len(uncounted)} module(s) that hold parameters: "
             f"{', '.join(uncounted[:12])}{' ...' if len(uncounted) > 12 else ''}; it counts Conv2d "
             f"and Linear layers (subclasses too), and BatchNorm2d and activations as element-wise "
@@ -379,24 +381,28 @@ def _meta_twin(config: ModelConfig) -> _Twin:
 
 
 def profile(
-    model_or_name: MobileNet | str, resolution: int = 224, bytes_per_element: int = 4, **create_model_kwargs
+    model_or_name: MobileNet | ModelConfig | str,
+    resolution: int = BASE_RESOLUTION,
+    bytes_per_element: int = 4,
+    **create_model_kwargs,
 ) -> CostReport:
     """The exact cost of a family member at `resolution` x `resolution`, traced on the meta device.
 
-    `profile("mobilenet_v2", alpha=0.5, resolution=160)`, or `profile(model)` for a built `MobileNet` (its config is
-    rebuilt on the meta device; its weights are not touched). Thread-safe: concurrent calls for one configuration
-    share its cached twin, and each records into its own recorder.
+    `profile("mobilenet_v2", alpha=0.5, resolution=160)`, `profile(config)` for a `ModelConfig`, or `profile(model)`
+    for a built `MobileNet` (its config is rebuilt on the meta device; its weights are not touched). Thread-safe:
+    concurrent calls for one configuration share its cached twin, and each records into its own recorder.
     """
-    if isinstance(model_or_name, MobileNet):
+    if isinstance(model_or_name, (MobileNet, ModelConfig)):
         if create_model_kwargs:
-            raise TypeError("profile(model) takes no create_model arguments; they come from the model's config")
-        config = model_or_name.config
+            raise InputTypeError("profile(model or config) takes no create_model arguments; they come from the config")
+        config = model_or_name if isinstance(model_or_name, ModelConfig) else model_or_name.config
     elif isinstance(model_or_name, str):
         config = make_config(model_or_name, **create_model_kwargs)
     else:
-        raise TypeError(f"profile() takes a MobileNet or a model name, got {type(model_or_name).__name__}")
+        kind = type(model_or_name).__name__
+        raise InputTypeError(f"profile() takes a MobileNet, a ModelConfig or a model name, got {kind}")
     if config.features_only:
-        raise ValueError("profile() counts classifiers; build the model without features_only")
+        raise InputError("profile() counts classifiers; build the model without features_only")
     twin = _meta_twin(config)
     check_resolution(twin.model.arch, resolution)
     shape = (1, config.in_chans, resolution, resolution)
@@ -413,3 +419,16 @@ def profile(
         receptive_field=max(layer.receptive_field for layer in layers),
         bytes_per_element=bytes_per_element,
     )
+
+
+def family(num_classes: int = 1000) -> list[dict[str, object]]:
+    """Every version at its published widths and resolutions, in the specs' order: `name`, `alpha`, `resolution`,
+    `macs`, `params`, `receptive_field` (the `mobilenet family` table)."""
+    rows = []
+    for spec in VERSIONS.values():
+        for alpha in spec.published_alphas:
+            for resolution in spec.published_resolutions:
+                report = profile(spec.name, resolution=resolution, alpha=alpha, num_classes=num_classes)
+                rows.append({"name": spec.name, "alpha": alpha, "resolution": resolution, "macs": report.macs,
+                             "params": report.params, "receptive_field": report.receptive_field})  # fmt: skip
+    return rows

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from mobilenet._io import InputError
 from mobilenet.cost.count import CostReport
 
 _BYTES_PER_ELEMENT_ELEMENTWISE = 2  # an element-wise op reads and writes each element once
@@ -36,7 +37,7 @@ class HardwareProfile:
         for field in ("peak_macs_per_s", "bandwidth_bytes_per_s"):
             value = getattr(self, field)
             if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
-                raise ValueError(f"{field} must be a positive finite number, got {value!r}")
+                raise InputError(f"{field} must be a positive finite number, got {value!r}")
 
     @property
     def ridge(self) -> float:

@@ -20,46 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobilenet._io import umask
+from mobilenet._io import InputError, umask
+from mobilenet.data.catalog import DATASETS, IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from mobilenet.data.transforms import load_image
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset file is missing, truncated, corrupt or inconsistent."""
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    classes: tuple[str, ...]
-    channels: int
-    size: int  # side of the stored images
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    flip: bool  # is a horizontal flip label-preserving?
-    default_dir: str
-    env: str  # environment variable naming the data directory
-
-
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist", FASHION_CLASSES, 1, 28, (0.2860,), (0.3530,), True,
-        "/usr/share/datasets/fashion-mnist", "MOBILENET_FASHION_MNIST_DIR",
-    ),
-    "mnist": DatasetInfo(
-        "mnist", tuple(str(d) for d in range(10)), 1, 28, (0.1307,), (0.3081,), False,
-        "/usr/share/datasets/mnist", "MOBILENET_MNIST_DIR",
-    ),
-    "cifar10": DatasetInfo(
-        "cifar10", CIFAR10_CLASSES, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True,
-        str(Path.home() / ".cache" / "mobilenet" / "cifar10"), "MOBILENET_CIFAR10_DIR",
-    ),
-}  # fmt: skip
 
 # The original hosts and their published MD5 checksums of the gzipped IDX files / the CIFAR-10 binary archive.
 _IDX_FILES = {
@@ -131,10 +99,10 @@ def load_dataset(
 ) -> ArrayDataset | FolderDataset:
     """Load `name` ("fashion-mnist", "mnist", "cifar10", or "folder" with `directory`) for `split`."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     if name == "folder":
         if directory is None:
-            raise ValueError("dataset 'folder' needs a directory: DIR/train/<class>/... and DIR/test/<class>/...")
+            raise InputError("dataset 'folder' needs a directory: DIR/train/<class>/... and DIR/test/<class>/...")
         for candidate in (split, "val") if split == "test" else (split,):
             if (Path(directory) / candidate).is_dir():
                 return FolderDataset(Path(directory) / candidate)
@@ -142,7 +110,7 @@ def load_dataset(
                            f"DIR/test/<class>/... (or DIR/val/...), so that the test figure is not measured on "
                            f"training images")  # fmt: skip
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join([*DATASETS, 'folder'])}")
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join([*DATASETS, 'folder'])}")
     root = data_dir(name, directory)
     if download:
         _download(name, root)
@@ -277,9 +245,6 @@ def _download(name: str, root: Path, timeout: float = 30.0) -> None:
             archive.extractall(root, filter="data")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
 class FolderDataset:
     """Images in one sub-folder per class, read with Pillow on access (ImageNet-style layout)."""
 
@@ -310,8 +275,6 @@ class FolderDataset:
 
     def load(self, index: int, size: int) -> torch.Tensor:
         """Image `index` as uint8 (3, size, size): shorter side resized to size / 0.875, then a center crop."""
-        from mobilenet.data.transforms import load_image
-
         return load_image(self.samples[index][0], size, channels=3)
 
     def batch(self, indices: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mobilenet._io import InputError
+
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (N, C, H, W) in [0, 255] -> float, standardized per channel."""
@@ -90,13 +92,13 @@ def _to_8bit(image, channels: int):
         elif image.mode == "F" and low >= 0 and high <= 1:
             low, high = 0.0, 1.0
         elif not np.isfinite([low, high]).all():
-            raise ValueError(f"mode {image.mode} image with non-finite values")
+            raise InputError(f"mode {image.mode} image with non-finite values")
         scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
         image = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
     try:
         return image.convert("RGB" if channels == 3 else "L")
     except ValueError as error:
-        raise ValueError(f"mode {image.mode} cannot be converted ({error})") from None
+        raise InputError(f"mode {image.mode} cannot be converted ({error})") from None
 
 
 def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
@@ -114,7 +116,7 @@ def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
     path = Path(path)
     try:
         if not stat.S_ISREG(path.stat().st_mode):
-            raise ValueError(f"{path}: not a regular file")
+            raise InputError(f"{path}: not a regular file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
@@ -130,11 +132,11 @@ def load_image(path: str | Path, size: int, channels: int = 3) -> torch.Tensor:
         image = image.crop((left, top, left + size, top + size))
         data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
+        raise InputError(f"{path}: refused as a possible decompression bomb ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from error
+        raise InputError(f"{path}: not a readable image ({error})") from error
     except ValueError as error:
         if str(error).startswith(str(path)):
             raise
-        raise ValueError(f"{path}: {error}") from None
+        raise InputError(f"{path}: {error}") from None
     return data.view(size, size, channels).permute(2, 0, 1).contiguous()

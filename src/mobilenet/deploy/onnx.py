@@ -3,20 +3,23 @@ model (labels, input size, channels, normalization, the model config) in the fil
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mobilenet._io import atomic_write, check_output
-from mobilenet.deploy.fuse import fuse
+from mobilenet._io import InputError, InputTypeError, atomic_write, check_output
+from mobilenet.deploy.folding import fuse
+from mobilenet.deploy.graph import global_average_pools
+from mobilenet.metadata import InputSpec, file_metadata, input_spec
 from mobilenet.model import MobileNet
+from mobilenet.resolve import check_resolution
+from mobilenet.weights import load_with_metadata
 
 MIN_OPSET = 17  # h-swish and h-sigmoid need >= 14; 17 gives LayerNormalization-era op versions ORT optimizes well
 TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
@@ -43,33 +46,32 @@ def export_onnx(
     opset: int = 18,
     check_batch: int = 2,
     seed: int = 0,
+    spec: InputSpec | None = None,
 ) -> ExportReport:
     """Export `model` (BN folded, eval mode) with a dynamic batch dimension; verify it in ONNX Runtime.
+
+    The file's metadata is the project's one schema (`mobilenet.metadata.file_metadata`): the model's config, how to
+    feed it (`spec`: normalization and labels, at `resolution`; by default ImageNet's normalization and no labels)
+    and the `metadata` entries given.
 
     Raises ValueError if ONNX Runtime's output differs from PyTorch's by more than 1e-4 of the output's scale; the
     file is only moved into place once it has passed.
     """
     if not isinstance(model, MobileNet):
-        raise TypeError(f"export_onnx() takes a mobilenet.MobileNet, got {type(model).__name__}")
+        raise InputTypeError(f"export_onnx() takes a mobilenet.MobileNet, got {type(model).__name__}")
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= max_opset():
-        raise ValueError(
+        raise InputError(
             f"opset must be >= {MIN_OPSET} (h-swish needs 14) and <= {max_opset()} (the newest the "
             f"installed onnx package knows), got {opset!r}"
         )
     check_output(path)
     if model.config.features_only:
-        raise ValueError("export a classifier: the model was built with features_only=True")
-    from mobilenet.resolve import check_resolution
-
+        raise InputError("export a classifier: the model was built with features_only=True")
     check_resolution(model.arch, resolution)
     fused = fuse(model).cpu()
     example = torch.zeros(1, model.config.in_chans, resolution, resolution)
-    header = {
-        "mobilenet.config": json.dumps(model.config.to_dict()),
-        "input_size": str(resolution),
-        "in_chans": str(model.config.in_chans),
-        **(metadata or {}),
-    }
+    spec = InputSpec.default(model.config.in_chans, resolution) if spec is None else replace(spec, size=resolution)
+    header = file_metadata(model.config, spec, **(metadata or {}))
 
     target = Path(path)
     measured: list[tuple[float, float]] = []
@@ -80,12 +82,12 @@ def export_onnx(
             raise ValueError(f"the exporter wrote opset {written}, not the {opset} asked for; {target} was not written")
         diff, scale = _verify(tmp, fused, model.config.in_chans, resolution, check_batch, seed)
         if not math.isfinite(scale):
-            raise ValueError(
+            raise InputError(
                 f"PyTorch's own output holds NaN or infinite values: the model's weights are broken; "
                 f"{target} was not written"
             )
         if not diff <= TOLERANCE * max(scale, 1e-12):  # NaN fails too
-            raise ValueError(
+            raise InputError(
                 f"ONNX Runtime's output differs from PyTorch's by {diff:.3g} (output scale {scale:.3g}), more "
                 f"than {TOLERANCE:g} of scale; {target} was not written"
             )
@@ -94,6 +96,21 @@ def export_onnx(
     atomic_write(target, write)
     diff, scale = measured[0]
     return ExportReport(target, opset, resolution, diff, scale)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike, path: str | os.PathLike, resolution: int | None = None, opset: int = 18
+) -> ExportReport:
+    """Export a checkpoint written by `mobilenet train` or `mobilenet.save` at `resolution` (default: the size it
+    was trained at), carrying its labels, normalization and dataset into the ONNX file's metadata."""
+    check_output(path)
+    model, stored = load_with_metadata(checkpoint)
+    config = model.config
+    default_size = 32 if config.small_input else 224
+    spec = input_spec(checkpoint, stored, config.in_chans, config.num_classes, default_size=default_size)
+    extra = {"dataset": stored["dataset"]} if "dataset" in stored else {}
+    size = spec.size if resolution is None else resolution
+    return export_onnx(model, path, size, metadata=extra, opset=opset, spec=spec)
 
 
 def max_opset() -> int:
@@ -107,8 +124,6 @@ def _export(model: MobileNet, example: torch.Tensor, opset: int, path: str, head
     """Export with torch.export, then write global pools as GlobalAveragePool (ONNX Runtime has an int8 kernel for it,
     none for ReduceMean) and `header` into the metadata; return the opset the file declares."""
     import onnx
-
-    from mobilenet.deploy.graph import global_average_pools
 
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
@@ -170,7 +185,7 @@ def load_onnx(path: str | os.PathLike):
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError or OSError by cause
-        raise ValueError(f"{path} is not a readable ONNX file ({error})") from error
+        raise InputError(f"{path} is not a readable ONNX file ({error})") from error
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -4,15 +4,22 @@ as its own metadata says (labels, input size, channels, normalization: `mobilene
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from mobilenet.data.datasets import IMAGE_SUFFIXES
+from mobilenet._io import InputError
+from mobilenet.data.catalog import IMAGE_SUFFIXES
+from mobilenet.data.datasets import load_dataset
 from mobilenet.data.transforms import load_image, normalize
-from mobilenet.metadata import input_spec
+from mobilenet.deploy.recipe import PREDICT_BATCH, TOP_K
+from mobilenet.deploy.runtime import OnnxModel
+from mobilenet.metadata import InputSpec, input_spec
+from mobilenet.train.config import EVAL_BATCH_SIZE
+from mobilenet.train.evaluation import EvalResult, evaluate
+from mobilenet.weights import load_with_metadata
 
 
 @dataclass(frozen=True)
@@ -72,35 +79,70 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Fa
     return files, failures
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file, loaded to run: `model` maps a normalized float batch to logits (an `OnnxModel` for an .onnx file,
+    a `MobileNet` in eval mode for a checkpoint); `spec` says how to feed it (`mobilenet.metadata.InputSpec`)."""
+
+    path: Path
+    model: Callable[[torch.Tensor], torch.Tensor]
+    spec: InputSpec
+    num_classes: int | None  # None: the file does not fix its outputs (a dynamic ONNX output)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.model, torch.nn.Module):
+            with torch.no_grad():
+                return self.model(x)
+        return self.model(x)
+
+
+def open_model(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
+    """Load an .onnx file (fp32 or int8, in ONNX Runtime with `threads`) or a .safetensors checkpoint to run, with
+    its input spec read from its own metadata and checked against what it holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    if path.suffix == ".onnx":
+        model = OnnxModel(path, threads)
+        return ModelFile(path, model, model.spec, model.num_classes)
+    if threads:
+        torch.set_num_threads(threads)
+    network, metadata = load_with_metadata(path)
+    config = network.config
+    default_size = 32 if config.small_input else 224
+    spec = input_spec(path, metadata, config.in_chans, config.num_classes, default_size=default_size)
+    return ModelFile(path, network, spec, config.num_classes)
+
+
+def evaluate_file(
+    path: str | os.PathLike,
+    dataset: str = "fashion-mnist",
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = EVAL_BATCH_SIZE,
+    image_size: int | None = None,
+    threads: int | None = None,
+) -> tuple[EvalResult, tuple[str, ...]]:
+    """Top-1, top-5, per-class accuracy and confusion matrix of a model file on `dataset`'s `split` (fed at the size
+    its metadata gives, or `image_size`), and the dataset's class names. Refuses a file whose outputs or input
+    channels do not fit the dataset."""
+    loaded = open_model(path, threads)
+    data = load_dataset(dataset, split, data_dir)
+    if loaded.num_classes is not None and loaded.num_classes != len(data.classes):
+        raise InputError(f"{path} has {loaded.num_classes} outputs but {dataset} has {len(data.classes)} classes")
+    if loaded.spec.channels != data.info.channels:
+        raise InputError(f"{path} takes {loaded.spec.channels} channel(s), {dataset} has {data.info.channels}")
+    fixed = loaded.spec.size if isinstance(loaded.model, OnnxModel) else None  # a checkpoint takes the stored size
+    return evaluate(loaded.model, data, batch_size=batch_size, image_size=image_size or fixed), data.classes
+
+
 class Classifier:
     """`Classifier("model.int8.onnx").predict(["shoe.png", ...], k=3)`."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no such model file: {self.path}")
-        if self.path.suffix == ".onnx":
-            from mobilenet.deploy.runtime import OnnxModel
-
-            model = OnnxModel(self.path, threads)
-            self.spec = model.spec
-            self.num_classes = model.num_classes
-            self._run = model
-        else:
-            from mobilenet.weights import load_with_metadata
-
-            network, metadata = load_with_metadata(self.path)
-            config = network.config
-            self.spec = input_spec(
-                self.path, metadata, config.in_chans, config.num_classes, default_size=32 if config.small_input else 224
-            )
-            self.num_classes = config.num_classes
-
-            def run(x: torch.Tensor) -> torch.Tensor:
-                with torch.no_grad():
-                    return network(x)
-
-            self._run = run
+        self._run = open_model(self.path, threads)
+        self.spec, self.num_classes = self._run.spec, self._run.num_classes
         self.size, self.channels = self.spec.size, self.spec.channels
         self.mean, self.std = self.spec.mean, self.spec.std
         self.labels: list[str] | None = list(self.spec.labels) if self.spec.labels else None
@@ -108,25 +150,27 @@ class Classifier:
     def _top(self, batch: torch.Tensor, k: int) -> list[list[tuple[str, float]]]:
         logits = self._run(normalize(batch, self.mean, self.std)).float()
         if not torch.isfinite(logits).all():
-            raise ValueError(f"{self.path} computed NaN or infinite logits: its weights are broken")
+            raise InputError(f"{self.path} computed NaN or infinite logits: its weights are broken")
         values, indices = logits.softmax(1).topk(min(k, logits.shape[1]), dim=1)
         return [
             [(self.labels[i] if self.labels else str(i), p) for i, p in zip(row_i, row_p, strict=True)]
             for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
-    def predict(self, images: list[str | os.PathLike], k: int = 5, batch_size: int = 64) -> list[Prediction]:
+    def predict(
+        self, images: list[str | os.PathLike], k: int = TOP_K, batch_size: int = PREDICT_BATCH
+    ) -> list[Prediction]:
         """Top-k predictions per image file. Raises ValueError naming the first file that cannot be classified: use
         `classify` to classify the others anyway."""
         results = []
         for outcome in self.classify(images, k, batch_size):
             if isinstance(outcome, Failure):
-                raise ValueError(f"{outcome.source}: {outcome.error}")
+                raise InputError(f"{outcome.source}: {outcome.error}")
             results.append(outcome)
         return results
 
     def classify(
-        self, paths: Iterable[str | os.PathLike], k: int = 5, batch_size: int = 64
+        self, paths: Iterable[str | os.PathLike], k: int = TOP_K, batch_size: int = PREDICT_BATCH
     ) -> Iterator[Prediction | Failure]:
         """A `Prediction` or a `Failure` for every image file named by `paths` (files, and folders searched as
         `find_images` does), in order, a batch of `batch_size` files at a time: a file that cannot be read is a
@@ -147,7 +191,7 @@ class Classifier:
                 outcomes |= {path: Prediction(str(path), top) for (path, _), top in zip(loaded, tops, strict=True)}
             yield from (outcomes[path] for path in files[start : start + batch_size])
 
-    def predict_files(self, paths: list[str | os.PathLike], k: int = 5) -> tuple[list[Prediction], dict[str, str]]:
+    def predict_files(self, paths: list[str | os.PathLike], k: int = TOP_K) -> tuple[list[Prediction], dict[str, str]]:
         """(predictions, {file: error}) for files and folders (searched for images); a bad file does not stop the
         others."""
         predictions, errors = [], {}
@@ -161,6 +205,6 @@ class Classifier:
 
 def _check_k(k: int, batch_size: int) -> None:
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")

@@ -15,9 +15,9 @@ from mobilenet._io import InputError, atomic_write, check_output
 from mobilenet.data.transforms import normalize
 from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
 from mobilenet.deploy.onnx import load_onnx, set_metadata
+from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel
 
-METHODS = ("minmax", "entropy", "percentile")
 # Operators only a quantized graph holds: a file with any of them is not an fp32 model to quantize.
 QUANTIZED_OPS = frozenset(
     {
@@ -39,15 +39,15 @@ def quantize_onnx(
     model_path: str | os.PathLike,
     out_path: str | os.PathLike,
     calibration,
-    samples: int = 512,
-    method: str = "minmax",
-    per_channel: bool = True,
-    activations: str = "uint8",
-    exclude: tuple[str, ...] = (),
+    samples: int = QuantizeRecipe.samples,
+    method: str = QuantizeRecipe.method,
+    per_channel: bool = QuantizeRecipe.per_channel,
+    activations: str = QuantizeRecipe.activations,
+    exclude: tuple[str, ...] = QuantizeRecipe.exclude,
     batch_size: int = 32,
     seed: int = 0,
-    portable: bool = False,
-    float_stem: bool = True,
+    portable: bool = QuantizeRecipe.portable,
+    float_stem: bool = QuantizeRecipe.float_stem,
 ) -> Path:
     """Quantize the fp32 ONNX file `model_path` to `out_path`, calibrated on `samples` images of `calibration`.
 
@@ -74,12 +74,7 @@ def quantize_onnx(
         quantize_static,
     )
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if activations not in ("uint8", "int8"):
-        raise ValueError(f"activations must be 'uint8' or 'int8', got {activations!r}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+    QuantizeRecipe(samples, method, per_channel, activations, tuple(exclude), portable, float_stem)  # checks them
     check_output(out_path)
     source = load_onnx(model_path)
     metadata = {entry.key: entry.value for entry in source.metadata_props}
@@ -94,7 +89,7 @@ def quantize_onnx(
     spec = OnnxModel(model_path).spec  # the metadata, checked against the graph
     size, channels = spec.size, spec.channels
     if channels != calibration.info.channels:
-        raise ValueError(f"{model_path} takes {channels} channel(s); the calibration images have "
+        raise InputError(f"{model_path} takes {channels} channel(s); the calibration images have "
                          f"{calibration.info.channels}")  # fmt: skip
     order = torch.randperm(len(calibration), generator=torch.Generator().manual_seed(seed))[:samples]
 

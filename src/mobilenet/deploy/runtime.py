@@ -10,7 +10,7 @@ import torch
 
 from mobilenet._io import InputError
 from mobilenet.deploy.onnx import read_metadata
-from mobilenet.metadata import input_spec
+from mobilenet.metadata import CONFIG_KEY, input_spec, stored_config
 
 
 def _dim(value: object) -> int | None:
@@ -59,6 +59,14 @@ class OnnxModel:
         self.input_size, self.in_chans = self.spec.size, self.spec.channels
         self.labels = list(self.spec.labels) if self.spec.labels else None
         self.num_classes = _dim(outputs[0].shape[1]) or (len(self.labels) if self.labels else None)
+        # the network the file was exported from (None for a file another tool wrote), checked against the graph
+        self.config = stored_config(self.path, self.metadata) if CONFIG_KEY in self.metadata else None
+        graph = (channels, self.num_classes or (self.config and self.config.num_classes))
+        if self.config is not None and (self.config.in_chans, self.config.num_classes) != graph:
+            raise InputError(
+                f"{self.path}: its stored config has {self.config.in_chans} input channel(s) and "
+                f"{self.config.num_classes} outputs, but its graph {channels} and {self.num_classes}"
+            )
 
     def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         array = x.numpy() if isinstance(x, torch.Tensor) else x

@@ -10,13 +10,13 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from mobilenet._io import write_text
+from mobilenet._io import InputError, write_text
 from mobilenet.bench.layers import check_roofline
 from mobilenet.bench.select import Candidate, Choice
 from mobilenet.cost.count import KINDS, profile
 from mobilenet.cost.roofline import HardwareProfile, machine_id, roofline
-from mobilenet.model import create_model
-from mobilenet.specs import VERSIONS
+from mobilenet.model import build
+from mobilenet.specs import BASE_RESOLUTION, VERSIONS
 
 FORMAT = 1  # the version of the saved data's layout
 SCALING_MODEL = "mobilenet_v2"  # the version whose alpha/rho grid the scaling section plots
@@ -48,10 +48,10 @@ class ReportData:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{source} is not JSON ({error})") from None
+            raise InputError(f"{source} is not JSON ({error})") from None
         names = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or data.get("format") != FORMAT or set(data) != names:
-            raise ValueError(f"{source} is not report data of format {FORMAT} (written by `mobilenet report`)")
+            raise InputError(f"{source} is not report data of format {FORMAT} (written by `mobilenet report`)")
         return cls(**data)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -63,25 +63,25 @@ class ReportData:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} cannot be read ({error})") from None
+            raise InputError(f"{path} cannot be read ({error})") from None
         return cls.from_json(text, source=str(path))
 
 
 def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> list[dict[str, float]]:
     """Measured latency relative to alpha = 1 at 224 px, against the MACs ratio, for the candidates of one version."""
     group = [c for c in candidates if c.entry.name == name and not c.entry.options]
-    base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == 224), None)
+    base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == BASE_RESOLUTION), None)
     if base is None:
         return []
-    base_macs = profile(name, resolution=224, **base.entry.model_kwargs()).macs
+    base_macs = profile(base.entry.config, resolution=BASE_RESOLUTION).macs
     points = []
     for c in group:
-        macs = profile(name, resolution=c.entry.resolution, **c.entry.model_kwargs()).macs
+        macs = profile(c.entry.config, resolution=c.entry.resolution).macs
         points.append(
             {
                 "alpha": c.entry.alpha,
                 "resolution": c.entry.resolution,
-                "law": c.entry.alpha**2 * (c.entry.resolution / 224) ** 2,
+                "law": c.entry.alpha**2 * (c.entry.resolution / BASE_RESOLUTION) ** 2,
                 "macs_ratio": macs / base_macs,
                 "latency_ratio": c.latency_ms / base.latency_ms,
             }
@@ -103,14 +103,14 @@ def collect(
     timed in eager PyTorch on this machine (`mobilenet.bench.layers.check_roofline`)."""
     shown = model or choice.pick or choice.frontier[0]
     entry = shown.entry
-    roof = roofline(profile(entry.name, resolution=entry.resolution, **entry.model_kwargs()), hardware)
+    roof = roofline(profile(entry.config, resolution=entry.resolution), hardware)
     measured = None
     if measure:
-        check = check_roofline(create_model(entry.name, **entry.model_kwargs()), roof, runs=10)
+        check = check_roofline(build(entry.config), roof, runs=10)
         measured = check.to_dict() | {"worst": [asdict(t) for t in check.worst(8)]}
     cost_by_kind = {}
     for name in VERSIONS:
-        by_kind = profile(name, resolution=224).by_kind()
+        by_kind = profile(name, resolution=BASE_RESOLUTION).by_kind()
         cost_by_kind[name] = {kind: by_kind[kind] for kind in KINDS if kind in by_kind}
     return ReportData(
         created=time.strftime("%Y-%m-%d %H:%M"),

@@ -28,97 +28,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from mobilenet._io import append_line, atomic_write, check_log, check_output_dir, write_text
+from mobilenet._io import InputError, append_line, atomic_write, check_log, check_output_dir, write_text
 from mobilenet.data import augment_batch, load_dataset, normalize
+from mobilenet.metadata import InputSpec, file_metadata
 from mobilenet.model import MobileNet, build
-from mobilenet.resolve import make_config
-from mobilenet.train.evaluate import EvalResult, evaluate
-from mobilenet.weights import save
-
-OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+from mobilenet.train.config import TrainConfig, read_run_config
+from mobilenet.train.evaluation import EvalResult, evaluate
+from mobilenet.weights import load, save
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
-
-
-@dataclass
-class TrainConfig:
-    """A training run, complete: saved as RUN_DIR/config.json and reloaded on --resume."""
-
-    out: str  # RUN_DIR
-    model: str = "mobilenet_v2"
-    alpha: float = 1.0
-    # create_model options: small_input (None = on for images <= 64 px), t, shallow, minimal, head, expansion, dropout
-    model_options: dict[str, object] = field(default_factory=dict)
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    download: bool = False
-    image_size: int = 224  # image folders only; the small datasets keep their stored size
-    epochs: int = 30
-    batch_size: int = 128  # per process
-    train_samples: int | None = None  # train on a seeded subset, for quick experiments
-    val_samples: int = 5000  # held out from the training set; the test set is only used for the final figure
-    optimizer: str = "sgd"  # sgd (Nesterov), rmsprop (as in the papers), adamw
-    lr: float | None = None  # default: sgd 0.1, rmsprop 0.016, adamw 0.002, each x batch_size x processes / 128
-    momentum: float = 0.9
-    weight_decay: float | None = None  # default: sgd 5e-4, rmsprop 4e-5, adamw 0.05; never on BN or biases
-    label_smoothing: float = 0.1
-    warmup_epochs: float = 1.0
-    ema_decay: float = 0.999  # 0 turns EMA off
-    # deviation: V3's BN momentum 0.01 (torchvision, for ImageNet-length runs) leaves the running statistics ~100
-    # steps behind the weights, which breaks evaluation of short runs; None keeps the model's own.
-    bn_momentum: float | None = 0.1
-    padding: int | None = None  # random-crop padding; default: image side // 8
-    flip: bool | None = None  # default: whether the dataset's classes survive a mirror (not for MNIST digits)
-    erasing: float = 0.5  # random-erasing probability
-    bf16: bool = True  # bfloat16 autocast
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    num_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        def number(value: object) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-        def optional(value: object, ok) -> bool:  # None: the default the field's comment names
-            return value is None or (number(value) and ok(value))
-
-        ranges = {  # name: (holds, the range a message names)
-            "alpha": (number(self.alpha) and self.alpha > 0, "> 0"),
-            "epochs": (number(self.epochs) and self.epochs >= 1, ">= 1"),
-            "batch_size": (number(self.batch_size) and self.batch_size >= 1, ">= 1"),
-            "image_size": (number(self.image_size) and 1 <= self.image_size <= 4096, "1..4096"),
-            "train_samples": (optional(self.train_samples, lambda v: v >= 1), ">= 1"),
-            "val_samples": (number(self.val_samples) and self.val_samples >= 0, ">= 0"),
-            "lr": (optional(self.lr, lambda v: v > 0), "> 0"),
-            "momentum": (number(self.momentum) and 0 <= self.momentum < 1, "[0, 1)"),
-            "weight_decay": (optional(self.weight_decay, lambda v: v >= 0), ">= 0"),
-            "label_smoothing": (number(self.label_smoothing) and 0 <= self.label_smoothing < 1, "[0, 1)"),
-            "warmup_epochs": (number(self.warmup_epochs) and self.warmup_epochs >= 0, ">= 0"),
-            "ema_decay": (number(self.ema_decay) and 0 <= self.ema_decay < 1, "[0, 1)"),
-            "bn_momentum": (optional(self.bn_momentum, lambda v: 0 < v <= 1), "(0, 1]"),
-            "padding": (optional(self.padding, lambda v: v >= 0), ">= 0"),
-            "erasing": (number(self.erasing) and 0 <= self.erasing <= 1, "[0, 1]"),
-            "num_threads": (optional(self.num_threads, lambda v: v >= 1), ">= 1"),
-        }
-        for name, (holds, valid) in ranges.items():
-            if not holds:
-                raise ValueError(f"{name} must be {valid}, got {getattr(self, name)!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-
-    def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}")
-        return cls(**data)
 
 
 @dataclass
@@ -206,7 +126,7 @@ def _split(config: TrainConfig, train_set) -> tuple[torch.Tensor, torch.Tensor]:
     """(train indices, validation indices): a seeded hold-out from the training set."""
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(_seed(config.seed, 1)))
     if config.val_samples >= len(train_set):
-        raise ValueError(f"val_samples={config.val_samples} leaves nothing to train on ({len(train_set)} images)")
+        raise InputError(f"val_samples={config.val_samples} leaves nothing to train on ({len(train_set)} images)")
     val, train = order[: config.val_samples], order[config.val_samples :]
     if config.train_samples is not None:
         train = train[: config.train_samples]
@@ -230,12 +150,8 @@ class _Run:
         info = self.train_set.info
         self.size = info.size or config.image_size
         self.train_idx, self.val_idx = _split(config, self.train_set)
-        options = dict(config.model_options)
-        if options.get("small_input") is None:
-            options["small_input"] = self.size <= 64
-        self.model_config = make_config(
-            config.model, alpha=config.alpha, num_classes=len(info.classes), in_chans=info.channels, **options
-        )
+        self.model_config = config.model.replace(num_classes=len(info.classes), in_chans=info.channels)
+        self.config = config = dataclasses.replace(config, model=self.model_config)  # complete, for config.json
         torch.manual_seed(_seed(config.seed, 2))
         self.model: MobileNet = build(self.model_config).to(world.device)
         if config.bn_momentum is not None:
@@ -257,7 +173,7 @@ class _Run:
             self.network = torch.compile(self.network)
         self.steps_per_epoch = len(self.train_idx) // (config.batch_size * world.size)
         if self.steps_per_epoch == 0:
-            raise ValueError(
+            raise InputError(
                 f"{len(self.train_idx)} training images cannot fill one batch of {config.batch_size} x "
                 f"{world.size} process(es): lower --batch-size or raise --train-samples"
             )
@@ -309,9 +225,9 @@ class _Run:
         )
 
     def _metadata(self) -> dict[str, str]:
-        return {"dataset": self.config.dataset, "classes": json.dumps(list(self.train_set.classes)),
-                "mean": json.dumps(list(self.train_set.info.mean)), "std": json.dumps(list(self.train_set.info.std)),
-                "image_size": str(self.size), "epoch": str(self.epoch)}  # fmt: skip
+        info = self.train_set.info
+        spec = InputSpec(self.size, info.channels, info.mean, info.std, tuple(self.train_set.classes))
+        return file_metadata(self.model_config, spec, dataset=self.config.dataset, epoch=str(self.epoch))
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
@@ -439,26 +355,6 @@ def _fresh_sums() -> dict[str, float]:
     return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
 
 
-def read_run_config(out: str | os.PathLike) -> TrainConfig:
-    """The config of the run in folder `out`, to resume it there: its saved `out` is replaced by the folder it is
-    read from, so that a run folder can be moved or copied and resumed where it now is (and never writes into the
-    folder it was copied from)."""
-    out = Path(out)
-    config_path = out / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"nothing to resume in {out}: no config.json (start the run without --resume)")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path} is not JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{config_path} does not hold a training config")
-    try:
-        return TrainConfig.from_dict({**data, "out": str(out)})
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{config_path}: {error}") from None
-
-
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, object]:
     """Run (or, with `resume`, continue) the training `config` describes; return the final result.
 
@@ -477,12 +373,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         check_log(out / "metrics.jsonl")
     run = _Run(config, world, progress)
     if world.main and not resume:
-        write_text(config_path, json.dumps(config.to_dict(), indent=2))
+        write_text(config_path, json.dumps(run.config.to_dict(), indent=2))
     if resume:
         run.load_state()
     if world.main and progress:
         params = sum(p.numel() for p in run.model.parameters())
-        print(f"training {run.model_config.name} alpha={config.alpha} ({params:,} params) on {config.dataset}: "
+        print(f"training {run.model_config.name} alpha={run.model_config.alpha} ({params:,} params) on "
+              f"{config.dataset}: "
               f"{len(run.train_idx):,} train / {len(run.val_idx):,} val images, {config.epochs} epochs of "
               f"{run.steps_per_epoch} steps, {world.size} process(es) -> {out}", file=sys.stderr)  # fmt: skip
     try:
@@ -528,8 +425,6 @@ def _print_epoch(metrics: dict[str, float]) -> None:
 
 def _finish(run: _Run, extra: dict[str, object]) -> dict[str, object]:
     """Evaluate best (by validation accuracy) and last weights on the test set; write result.json (with `extra`)."""
-    from mobilenet.weights import load
-
     test = run.test_set
     result: dict[str, object] = {"config": run.config.to_dict(), "best_val_acc": run.best_val}
     for name in ("best", "last"):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from mobilenet._io import atomic_write
+from mobilenet._io import InputError, atomic_write
 from mobilenet.data.transforms import normalize
+from mobilenet.train.config import EVAL_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    predict, dataset, batch_size: int = 500, image_size: int | None = None, indices: torch.Tensor | None = None
+    predict,
+    dataset,
+    batch_size: int = EVAL_BATCH_SIZE,
+    image_size: int | None = None,
+    indices: torch.Tensor | None = None,
 ) -> EvalResult:
     """Evaluate `predict` (a module or a function from a normalized float batch to logits) on `dataset`.
 
@@ -40,10 +45,10 @@ def evaluate(
     faster in it, see `mobilenet bench --backend torch` against `torch-fused`), and fed channels_last batches.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     indices = torch.arange(len(dataset)) if indices is None else indices
     if len(indices) == 0:
-        raise ValueError("nothing to evaluate: the dataset (or the chosen indices) holds no image")
+        raise InputError("nothing to evaluate: the dataset (or the chosen indices) holds no image")
     channels_last = isinstance(predict, torch.nn.Module)
     if channels_last:
         predict.eval().to(memory_format=torch.channels_last)
@@ -57,12 +62,12 @@ def evaluate(
             x = x.contiguous(memory_format=torch.channels_last)
         logits = predict(x).float().cpu()  # the model may run on a GPU; labels and tallies stay here
         if logits.ndim != 2 or logits.shape[0] != len(labels) or logits.shape[1] != len(classes):
-            raise ValueError(
+            raise InputError(
                 f"the model's output has shape {tuple(logits.shape)}; {dataset.info.name} needs "
                 f"({len(labels)}, {len(classes)}): one score per class"
             )
         if not torch.isfinite(logits).all():
-            raise ValueError("the model computed NaN or infinite logits: its weights (or inputs) are broken")
+            raise InputError("the model computed NaN or infinite logits: its weights (or inputs) are broken")
         loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
         k = min(5, logits.shape[1])
         top5_hits += (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()

@@ -7,6 +7,7 @@ import copy
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from mobilenet._io import InputTypeError
 from mobilenet.layers import ConvBNAct
 from mobilenet.model import MobileNet
 
@@ -15,7 +16,7 @@ def fuse(model: MobileNet, inplace: bool = False) -> MobileNet:
     """A copy of `model` (or `model` itself with `inplace`) in eval mode with each `ConvBNAct`'s BN folded into its
     conv (which gains a bias) and replaced by `nn.Identity`. Module names stay as they were."""
     if not isinstance(model, MobileNet):
-        raise TypeError(f"fuse() takes a mobilenet.MobileNet, got {type(model).__name__}")
+        raise InputTypeError(f"fuse() takes a mobilenet.MobileNet, got {type(model).__name__}")
     fused = model if inplace else copy.deepcopy(model)
     fused.eval()
     for module in fused.modules():
