@@ -573,17 +573,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure.")
-    parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-
+def _add_family(verbs) -> None:
     family = verbs.add_parser(
         "family", help="every version at its published widths and resolutions: MACs, params, receptive field"
     )
     _add(family, "num_classes", "json", num_classes=_MODEL_DEFAULTS["num_classes"])
     family.set_defaults(func=cmd_family)
 
+
+def _add_profile(verbs) -> None:
     prof = verbs.add_parser(
         "profile",
         help="exact cost of one member: MACs, params, per layer or per kind, receptive field, roofline",
@@ -602,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(prof, "threads", "json")
     prof.set_defaults(func=cmd_profile)
 
+
+def _add_bench(verbs) -> None:
     be = verbs.add_parser(
         "bench",
         help="latency of one member on this machine: median, p10, p90, images/s, per backend",
@@ -617,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(be, "json")
     be.set_defaults(func=cmd_bench)
 
+
+def _add_select(verbs) -> None:
     se = verbs.add_parser(
         "select",
         help="the most accurate member within a latency and size budget, measured on this machine",
@@ -631,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(se, "json")
     se.set_defaults(func=cmd_select)
 
+
+def _add_report(verbs) -> None:
     rep = verbs.add_parser(
         "report",
         help="one self-contained HTML page: accuracy against latency, roofline, cost per kind, alpha/rho scaling",
@@ -644,6 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(rep)
     rep.set_defaults(func=cmd_report)
 
+
+def _add_train(verbs) -> None:
     tr = verbs.add_parser(
         "train",
         help="train a family member on real data (Fashion-MNIST by default); resumable; torchrun-ready",
@@ -653,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(tr)
     tr.set_defaults(func=functools.partial(cmd_train, parser=tr))
 
+
+def _add_eval(verbs) -> None:
     ev = verbs.add_parser("eval", help="top-1, top-5, per-class accuracy and confusion matrix of a model file")
     ev.add_argument("file", help="a .safetensors checkpoint or an .onnx file (fp32 or int8)")
     _add(ev, "dataset", "data_dir")
@@ -663,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(ev, "json")
     ev.set_defaults(func=cmd_eval)
 
+
+def _add_export(verbs) -> None:
     ex = verbs.add_parser(
         "export", help="ONNX with BN folded, dynamic batch, checked in ONNX Runtime, labels and input in metadata"
     )
@@ -674,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.set_defaults(func=cmd_export)
 
+
+def _add_quantize(verbs) -> None:
     qu = verbs.add_parser(
         "quantize", help="static int8 (QDQ, per-channel weights) with ONNX Runtime, calibrated on training images"
     )
@@ -697,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(qu, "json")
     qu.set_defaults(func=cmd_quantize)
 
+
+def _add_predict(verbs) -> None:
     pr = verbs.add_parser("predict", help="top-k labels for PNG/JPEG images with an ONNX file or a checkpoint")
     pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--weights", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
@@ -704,6 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(pr, "threads", "json")
     pr.set_defaults(func=cmd_predict)
 
+
+def _add_convert(verbs) -> None:
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
     convert.add_argument("--arch", required=True, choices=TORCHVISION_ARCHS)
@@ -713,6 +729,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--prefix", default="", help="take only keys under this prefix, with it stripped")
     convert.add_argument("--out", required=True, help="output .safetensors path")
     convert.set_defaults(func=cmd_convert)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mobilenet", description="The MobileNet family: build, count, train, deploy and measure.")
+    parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    _add_family(verbs)
+    _add_profile(verbs)
+    _add_bench(verbs)
+    _add_select(verbs)
+    _add_report(verbs)
+    _add_train(verbs)
+    _add_eval(verbs)
+    _add_export(verbs)
+    _add_quantize(verbs)
+    _add_predict(verbs)
+    _add_convert(verbs)
     return parser
 
 
