@@ -31,7 +31,8 @@ import onnx
 import onnxruntime as ort
 
 import mobilenet
-from mobilenet.bench.latency import onnx_files, time_calls
+from mobilenet.bench.latency import time_calls
+from mobilenet.deploy.artifacts import build_artifact
 
 WARMUP_CALLS = 20
 SQUEEZE_EXCITE = "squeeze-excite 1x1"
@@ -151,7 +152,8 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.models:
         with tempfile.TemporaryDirectory() as tmp:
-            fp32, int8 = onnx_files(mobilenet.create_model(name).eval(), 224, tmp, int8=True)
+            model = mobilenet.create_model(name).eval()
+            fp32, int8 = (build_artifact(model, backend, 224, tmp) for backend in ("onnx", "onnx-int8"))
             feed = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
             print(f"\n{name}, 224 px, batch 1, {args.threads} threads")
             kinds, made_by = conv_kinds(fp32)

@@ -24,6 +24,6 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "setup: installing torch 2.13.0 (CPU)"
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-echo "setup: installing mobilenet and its dev tools"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+echo "setup: installing mobilenet, its dev tools and OpenVINO (the second deployment runtime)"
+.venv/bin/python -m pip install --quiet -e ".[dev,openvino]"
 echo "setup: done; the command is .venv/bin/mobilenet"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from mobilenet import __version__
 from mobilenet._io import InputError, check_output
-from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S
+from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S, ROUNDS
 from mobilenet.data.catalog import DATASET_NAMES, IMAGE_SUFFIXES
 from mobilenet.deploy.recipe import ACTIVATION_TYPES, METHODS, TOP_K, QuantizeRecipe
 from mobilenet.resolve import OPTION_RULES, ModelConfig, make_config
@@ -85,6 +85,9 @@ _SHARED: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     "dataset": (("--dataset",), {"choices": DATASET_NAMES, "default": TrainConfig.dataset,
                                  "help": "dataset (default %(default)s; folder: DIR/train/<class>/*, DIR/test/...)"}),
     "data_dir": (("--data-dir",), {"default": None, "help": "directory of the dataset's files (or the image folder)"}),
+    "file_backend": (("--backend",), {"dest": "backend", "choices": BACKENDS, "default": None,
+                                      "help": "what runs the file (default: onnx for .onnx, torch for checkpoints); "
+                                              "a runtime that cannot run it correctly refuses it"}),
 }  # fmt: skip
 
 
@@ -93,7 +96,7 @@ def _add(parser, *names: str, aliases: tuple[str, ...] = (), **defaults: object)
     spellings of the one flag, still accepted)."""
     for name in names:
         flags, keywords = _SHARED[name]
-        keywords = {**keywords, "dest": name} | ({"default": defaults[name]} if name in defaults else {})
+        keywords = {"dest": name, **keywords} | ({"default": defaults[name]} if name in defaults else {})
         parser.add_argument(*flags, *(aliases if len(names) == 1 else ()), **keywords)
 
 
@@ -311,6 +314,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mobilenet.bench.latency import measure
 
     config = model_config(args)
+    if args.backend == "all":
+        return _bench_all(args, config)
     timing, facts = measure(config, args.resolution, args.backend, args.batch_size, args.threads, args.min_runs,
                             args.min_time)  # fmt: skip
     result = {"name": config.name, "alpha": config.alpha, "config": config.to_dict(), "resolution": args.resolution,
@@ -326,6 +331,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if timing.noisy:
         print(f"  warning: p90/p10 = {timing.spread:.2f}: the machine was busy; the median is not to be trusted",
               file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _bench_all(args: argparse.Namespace, config: ModelConfig) -> int:
+    from mobilenet.bench.latency import compare_backends
+    from mobilenet.cost.roofline import machine_id
+
+    rows = compare_backends(config, args.resolution, None, args.batch_size, args.threads, rounds=args.rounds)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {rows[0]['threads']} "
+          f"thread(s), every deployment backend this machine supports, {args.rounds} interleaved rounds "
+          f"({machine_id()})")  # fmt: skip
+    print(f"  {'backend':<16}{'median ms':>10}{'p10':>8}{'p90':>8}{'file MB':>9}{'x onnx':>8}")
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
+        print(f"  {row['backend']:<16}{row['median_ms']:>10.3f}{row['p10_ms']:>8.3f}{row['p90_ms']:>8.3f}"
+              f"{row['size_mb']:>9.2f}{ratio:>8}")  # fmt: skip
     return 0
 
 
@@ -491,7 +515,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         check_output(args.plot)
     result, classes = evaluate_file(args.file, args.dataset, args.split, args.data_dir, args.batch_size,
-                                    args.image_size, args.threads)  # fmt: skip
+                                    args.image_size, args.threads, args.backend)  # fmt: skip
     if args.plot:
         plot_confusion(result, classes, args.plot, title=f"{args.file} on {args.dataset} {args.split}")
     if args.json:
@@ -544,7 +568,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from mobilenet.deploy.predictor import Classifier, Prediction
 
-    classifier = Classifier(args.weights, threads=args.threads)
+    classifier = Classifier(args.weights, threads=args.threads, backend=args.backend)
     predictions, errors, interrupted = [], {}, False
     try:  # each result as it comes: an interrupted run has shown (and, with --json, returns) what it did
         for outcome in classifier.classify(args.images, k=args.top_k):
@@ -610,7 +634,10 @@ def _add_bench(verbs) -> None:
     )
     add_model_arguments(be)
     _add(be, "resolution", "batch_size", "threads", batch_size=1)
-    be.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the model (default torch)")
+    be.add_argument("--backend", choices=(*BACKENDS, "all"), default="torch",
+                    help="what runs the model (default torch); all: every deployment backend this machine supports, "
+                         "timed in interleaved rounds, with the ratio to onnx")  # fmt: skip
+    be.add_argument("--rounds", type=COUNT, default=ROUNDS, help="with --backend all: rounds (default %(default)s)")
     be.add_argument("--min-runs", type=COUNT, default=MIN_RUNS, help="timed calls at least (default %(default)s)")
     be.add_argument("--min-time", type=NON_NEGATIVE, default=MIN_TIME_S,
                     help="seconds of timed calls at least (default %(default)s)")  # fmt: skip
@@ -666,7 +693,7 @@ def _add_eval(verbs) -> None:
     _add(ev, "dataset", "data_dir")
     ev.add_argument("--split", choices=("train", "test"), default="test")
     ev.add_argument("--image-size", type=SIDE, default=None, help="image folders: side after resize and crop")
-    _add(ev, "batch_size", "threads", batch_size=EVAL_BATCH_SIZE)
+    _add(ev, "batch_size", "threads", "file_backend", batch_size=EVAL_BATCH_SIZE)
     ev.add_argument("--plot", default=None, help="write the confusion matrix here (PNG)")
     _add(ev, "json")
     ev.set_defaults(func=cmd_eval)
@@ -715,7 +742,7 @@ def _add_predict(verbs) -> None:
     pr.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--weights", required=True, help="a .onnx file (fp32 or int8) or a .safetensors checkpoint")
     pr.add_argument("--top-k", type=COUNT, default=TOP_K, help="labels per image (default %(default)s)")
-    _add(pr, "threads", "json")
+    _add(pr, "threads", "file_backend", "json")
     pr.set_defaults(func=cmd_predict)
 
 

@@ -7,7 +7,7 @@ import os
 import time
 
 from mobilenet._io import check_output
-from mobilenet.bench.latency import onnx_call, time_calls
+from mobilenet.bench.latency import runtime_call, time_calls
 from mobilenet.data import load_dataset
 from mobilenet.deploy.quantize import quantize_onnx
 from mobilenet.deploy.recipe import QuantizeRecipe
@@ -40,7 +40,7 @@ def quantize_and_compare(
     for name, model in models.items():
         time.sleep(0.2)  # let the previous session's worker threads stop spinning (see mobilenet.bench.latency)
         report[name]["size_mb"] = os.path.getsize(report[name]["path"]) / 1e6
-        report[name]["latency_ms"] = time_calls(onnx_call(model)).median_ms
+        report[name]["latency_ms"] = time_calls(runtime_call(model)).median_ms
     if test is not None:
         for name, model in models.items():
             report[name]["top1"] = evaluate_model(model, test, image_size=model.input_size).top1

@@ -12,6 +12,9 @@ What is timed: one call of the model on a batch already in memory, input prepara
   latency does not depend on the calibration, accuracy does.
 - `onnx-int8-portable`: the same with `portable=True` (standard ONNX operators only; h-swish and h-sigmoid run in
   float between DequantizeLinear and QuantizeLinear).
+- `openvino`, `openvino-bf16`: the fp32 export compiled by OpenVINO for this CPU at f32 or bf16 inference precision,
+  for the batch size in use; `openvino-int8`: the portable int8 file in OpenVINO (its int8 kernels).
+  (`mobilenet.deploy.backends` describes each; `mobilenet.deploy.artifacts` builds and loads the files.)
 
 Threads: `threads` intra-op threads for PyTorch and ONNX Runtime alike (default: every core torch sees).
 Warm-up: at least `warmup` calls and at least 0.2 s, so that allocators, caches and lazy initialisation settle.
@@ -23,22 +26,21 @@ be trusted.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from mobilenet._io import InputError
-from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S
-from mobilenet.deploy import export_onnx, fuse
-from mobilenet.deploy.quantize import quantize_onnx
-from mobilenet.deploy.runtime import OnnxModel
+from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S, ROUNDS
+from mobilenet.deploy.artifacts import build_artifact, load_artifact
+from mobilenet.deploy.backends import REFERENCE_BACKEND, deploy_backends, supported
+from mobilenet.deploy.folding import fuse
+from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
 from mobilenet.model import build
 from mobilenet.resolve import ModelConfig
 from mobilenet.specs import BASE_RESOLUTION
@@ -100,44 +102,17 @@ def time_calls(
                   len(times), batch)  # fmt: skip
 
 
-class _RandomCalibration:
-    """Random images in the model's input shape, standing in for a dataset where only speed is measured."""
-
-    def __init__(self, chans: int, size: int, n: int = 32) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.images = torch.randint(0, 256, (n, chans, size, size), dtype=torch.uint8, generator=generator)
-        self.info = type("Info", (), {"channels": chans, "mean": (0.5,) * chans, "std": (0.25,) * chans})
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def batch(self, indices, size=None):
-        return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
-
-
-def onnx_files(
-    model, resolution: int, directory: str | os.PathLike, int8: bool, portable: bool = False
-) -> tuple[Path, Path | None]:
-    """Export `model` (and quantize it, when `int8`) into `directory`; returns (fp32 path, int8 path or None)."""
-    directory = Path(directory)
-    fp32 = directory / "model.onnx"
-    export_onnx(model, fp32, resolution)
-    if not int8:
-        return fp32, None
-    chans = model.config.in_chans
-    calibration = _RandomCalibration(chans, resolution)
-    return fp32, quantize_onnx(fp32, directory / "model.int8.onnx", calibration, samples=32, portable=portable)
-
-
-def onnx_call(model, batch: int = 1, seed: int = 0) -> Callable[[], object]:
-    """A zero-argument callable that runs an `OnnxModel` once on a fixed random batch of its own input size."""
+def runtime_call(model: OnnxModel | OpenVinoModel, batch: int = 1, seed: int = 0) -> Callable[[], object]:
+    """A zero-argument callable that runs a loaded ONNX file (ONNX Runtime or OpenVINO) once on a fixed random batch
+    of its own input size; nothing but the runtime's own call is timed."""
     shape = (batch, model.in_chans, model.input_size, model.input_size)
-    feed = {model.input_name: torch.randn(shape, generator=torch.Generator().manual_seed(seed)).numpy()}
-
-    def run() -> object:
-        return model.session.run(None, feed)
-
-    return run
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).numpy()
+    if isinstance(model, OnnxModel):
+        feed = {model.input_name: x}
+        return lambda: model.session.run(None, feed)
+    request = model.request(batch)
+    request.set_input_tensor(model.tensor(x))
+    return request.infer
 
 
 def make_runner(
@@ -148,6 +123,9 @@ def make_runner(
     default, removed when the runner is garbage-collected)."""
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    reason = supported(backend)
+    if reason:
+        raise InputError(f"backend {backend}: {reason}")
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     if threads is not None:
@@ -159,7 +137,7 @@ def make_runner(
 
     if backend in ("torch", "torch-fused", "compile"):
         shape = (batch, model.config.in_chans, resolution, resolution)
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what onnx_call feeds the ONNX backends
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what runtime_call feeds the others
         if backend != "torch":
             model = fuse(model).to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -173,13 +151,23 @@ def make_runner(
         return run, facts
 
     holder = tempfile.TemporaryDirectory() if workdir is None else None
-    directory = holder.name if holder else workdir
-    fp32, int8 = onnx_files(model, resolution, directory, backend.startswith("onnx-int8"), backend.endswith("portable"))
-    path = int8 or fp32
-    run_onnx = onnx_call(OnnxModel(path, threads=threads or torch.get_num_threads()), batch)
+    path = build_artifact(model, backend, resolution, holder.name if holder else workdir)
+    run = runtime_call(load_artifact(path, backend, threads or torch.get_num_threads()), batch)
     facts["size_mb"] = path.stat().st_size / 1e6
-    run_onnx.keep_alive = holder  # the files live as long as the runner
-    return run_onnx, facts
+    facts["file"] = path.name
+    if holder is not None:
+        run = _KeepAlive(run, holder)  # the files live as long as the runner
+    return run, facts
+
+
+class _KeepAlive:
+    """A runner holding the temporary directory of its files, removed when the runner is garbage-collected."""
+
+    def __init__(self, run: Callable[[], object], holder: tempfile.TemporaryDirectory) -> None:
+        self.run, self.holder = run, holder
+
+    def __call__(self) -> object:
+        return self.run()
 
 
 def measure(
@@ -197,3 +185,54 @@ def measure(
     model.check_input(torch.empty((batch_size, config.in_chans, resolution, resolution), device="meta"))
     run, facts = make_runner(model, backend, resolution, batch=batch_size, threads=threads)
     return time_calls(run, batch=batch_size, min_runs=min_runs, min_time_s=min_time_s), facts
+
+
+def compare_backends(
+    config: ModelConfig,
+    resolution: int = BASE_RESOLUTION,
+    backends: list[str] | None = None,
+    batch_size: int = 1,
+    threads: int | None = None,
+    rounds: int = ROUNDS,
+    block_s: float = 0.25,
+) -> list[dict[str, object]]:
+    """Every backend of `backends` (default: each deployment backend this machine supports) timed on the member
+    `config` in one run, interleaved so that the machine's drift hits them alike: `rounds` rounds, each running a
+    block of about `block_s` seconds of calls per backend, the order rotating from round to round. Returns one row
+    per backend: `backend`, `median_ms`, `p10_ms`, `p90_ms`, `runs`, `size_mb` and `ratio` (the reference backend's
+    median over this one's: above 1 is faster), fastest first."""
+    names = deploy_backends(None) if not backends else list(backends)
+    for name in names:
+        reason = supported(name)
+        if reason:
+            raise InputError(f"backend {name}: {reason}")
+    model = build(config).eval()
+    model.check_input(torch.empty((batch_size, config.in_chans, resolution, resolution), device="meta"))
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = {name: make_runner(model, name, resolution, batch_size, threads, workdir=tmp) for name in names}
+        calls = {}
+        for name, (run, _) in runners.items():  # warm up, and size each block to about block_s seconds
+            started, done = time.perf_counter(), 0
+            while done < 10 or time.perf_counter() - started < 0.2:
+                run()
+                done += 1
+            calls[name] = max(5, round(block_s * done / (time.perf_counter() - started)))
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                run = runners[name][0]
+                time.sleep(0.05)  # let the previous runtime's worker threads stop spinning
+                for _ in range(calls[name]):
+                    t0 = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - t0)
+    rows = []
+    for name in names:
+        ms = np.array(times[name]) * 1e3
+        rows.append({"backend": name, "median_ms": float(np.median(ms)), "p10_ms": float(np.percentile(ms, 10)),
+                     "p90_ms": float(np.percentile(ms, 90)), "runs": len(ms), "rounds": rounds,
+                     **{k: v for k, v in runners[name][1].items() if k != "backend"}})  # fmt: skip
+    reference = next((row["median_ms"] for row in rows if row["backend"] == REFERENCE_BACKEND), None)
+    for row in rows:
+        row["ratio"] = reference / row["median_ms"] if reference else None
+    return sorted(rows, key=lambda row: row["median_ms"])

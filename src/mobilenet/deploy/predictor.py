@@ -14,8 +14,9 @@ from mobilenet._io import InputError
 from mobilenet.data.catalog import IMAGE_SUFFIXES
 from mobilenet.data.datasets import load_dataset
 from mobilenet.data.transforms import load_image, normalize
+from mobilenet.deploy.artifacts import load_artifact
+from mobilenet.deploy.backends import get_backend, supported
 from mobilenet.deploy.recipe import PREDICT_BATCH, TOP_K
-from mobilenet.deploy.runtime import OnnxModel
 from mobilenet.metadata import InputSpec, input_spec
 from mobilenet.train.config import EVAL_BATCH_SIZE
 from mobilenet.train.evaluation import EvalResult, evaluate
@@ -96,15 +97,25 @@ class ModelFile:
         return self.model(x)
 
 
-def open_model(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
-    """Load an .onnx file (fp32 or int8, in ONNX Runtime with `threads`) or a .safetensors checkpoint to run, with
-    its input spec read from its own metadata and checked against what it holds."""
+def open_model(path: str | os.PathLike, threads: int | None = None, backend: str | None = None) -> ModelFile:
+    """Load an .onnx file (fp32 or int8) or a .safetensors checkpoint to run, with its input spec read from its own
+    metadata and checked against what it holds. An ONNX file runs in `backend`'s runtime (default `onnx`: ONNX
+    Runtime; `openvino`, `openvino-bf16`, `openvino-int8`: OpenVINO), which must be able to run it correctly: a file
+    that needs ONNX Runtime's private operators is refused by the others. A checkpoint runs in PyTorch."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")
+    runtime = get_backend(backend).runtime if backend else None
     if path.suffix == ".onnx":
-        model = OnnxModel(path, threads)
+        if runtime == "torch":
+            raise InputError(f"{path} is an ONNX file: run it with --backend onnx or an openvino backend")
+        reason = supported(backend or "onnx")
+        if reason:
+            raise InputError(f"backend {backend}: {reason}")
+        model = load_artifact(path, backend or "onnx", threads)
         return ModelFile(path, model, model.spec, model.num_classes)
+    if runtime not in (None, "torch"):
+        raise InputError(f"{path} is a checkpoint: export it (`mobilenet export`) to run it in {backend}")
     if threads:
         torch.set_num_threads(threads)
     network, metadata = load_with_metadata(path)
@@ -122,26 +133,29 @@ def evaluate_file(
     batch_size: int = EVAL_BATCH_SIZE,
     image_size: int | None = None,
     threads: int | None = None,
+    backend: str | None = None,
 ) -> tuple[EvalResult, tuple[str, ...]]:
     """Top-1, top-5, per-class accuracy and confusion matrix of a model file on `dataset`'s `split` (fed at the size
     its metadata gives, or `image_size`), and the dataset's class names. Refuses a file whose outputs or input
     channels do not fit the dataset."""
-    loaded = open_model(path, threads)
+    loaded = open_model(path, threads, backend)
     data = load_dataset(dataset, split, data_dir)
     if loaded.num_classes is not None and loaded.num_classes != len(data.classes):
         raise InputError(f"{path} has {loaded.num_classes} outputs but {dataset} has {len(data.classes)} classes")
     if loaded.spec.channels != data.info.channels:
         raise InputError(f"{path} takes {loaded.spec.channels} channel(s), {dataset} has {data.info.channels}")
-    fixed = loaded.spec.size if isinstance(loaded.model, OnnxModel) else None  # a checkpoint takes the stored size
+    fixed = (
+        None if isinstance(loaded.model, torch.nn.Module) else loaded.spec.size
+    )  # a checkpoint takes the stored size
     return evaluate(loaded.model, data, batch_size=batch_size, image_size=image_size or fixed), data.classes
 
 
 class Classifier:
     """`Classifier("model.int8.onnx").predict(["shoe.png", ...], k=3)`."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, backend: str | None = None) -> None:
         self.path = Path(path)
-        self._run = open_model(self.path, threads)
+        self._run = open_model(self.path, threads, backend)
         self.spec, self.num_classes = self._run.spec, self._run.num_classes
         self.size, self.channels = self.spec.size, self.spec.channels
         self.mean, self.std = self.spec.mean, self.spec.std

@@ -17,6 +17,7 @@ from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
 from mobilenet.deploy.onnx import load_onnx, set_metadata
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel
+from mobilenet.metadata import RUNTIME_KEY
 
 # Operators only a quantized graph holds: a file with any of them is not an fp32 model to quantize.
 QUANTIZED_OPS = frozenset(
@@ -135,7 +136,8 @@ def quantize_onnx(
             )
             proto = onnx.load(target)
             lowered = 0 if portable else lower_hard_activations(proto)
-            set_metadata(proto, {**metadata, "quantization": f"int8 QDQ, {method} on {samples} images, "
+            private = {RUNTIME_KEY: "onnxruntime"} if lowered else {}  # its QLinearAdd/QLinearMul are ORT's own
+            set_metadata(proto, {**metadata, **private, "quantization": f"int8 QDQ, {method} on {samples} images, "
                                  f"per_channel={per_channel}, activations={activations}, "
                                  f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
                                  f"{'stem in float' if float_stem and stem else 'stem in int8'}"})  # fmt: skip
