@@ -8,7 +8,7 @@ import torch
 
 import mobilenet
 from mobilenet._io import InputError
-from mobilenet.bench.select import Entry, entries_from_file
+from mobilenet.bench.select import MEASURED, Entry, entries_from_file
 from mobilenet.metadata import CONFIG_KEY, input_spec
 from mobilenet.resolve import OPTION_RULES, ModelConfig, make_config
 from mobilenet.specs import VERSIONS
@@ -116,7 +116,7 @@ def test_results_files_may_embed_the_config(tmp_path):
         entries_from_file(path)  # the two spellings name one model
     path.write_text(json.dumps([{"config": config.to_dict(), "top1": 90.5}]))
     (entry,) = entries_from_file(path)
-    assert entry == Entry(config, 28, 90.5, "fashion-mnist top-1, results.json")
+    assert entry == Entry(config, 28, 90.5, "fashion-mnist top-1, results.json", MEASURED, None, "fashion-mnist")
     assert entry.options == (("t", 4.0),)  # what differs from the version's defaults
 
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mobilenet import __version__
-from mobilenet._io import InputError, check_output
+from mobilenet._io import InputError, check_output, check_output_dir
 from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S, ROUNDS
 from mobilenet.data.catalog import DATASET_NAMES, IMAGE_SUFFIXES
 from mobilenet.deploy.recipe import ACTIVATION_TYPES, METHODS, TOP_K, QuantizeRecipe
@@ -144,7 +144,13 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """The family sweep's knobs, shared by `select` and `report`."""
-    parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="what runs the model (default onnx)")
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        choices=BACKENDS,
+        default=None,
+        help="what runs the models (default: every deployment backend this machine supports)",
+    )
     parser.add_argument(
         "--accuracy",
         default="published",
@@ -159,6 +165,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )
     parser.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
+    parser.add_argument("--measure-all", action="store_true",
+                        help="time every candidate, not only those that can decide the pick")  # fmt: skip
     parser.add_argument("--refresh", action="store_true", help="re-measure every member, replacing its cached figure")
     _add(parser, "quiet")
 
@@ -359,7 +367,12 @@ def _candidates(args: argparse.Namespace, hardware=None):
 
     return candidates(args.accuracy, args.models, args.backend, args.threads, args.predict, args.cache,
                       use_cache=not args.no_cache, refresh=args.refresh, hardware=hardware,
-                      progress=not args.quiet and not getattr(args, "json", False))  # fmt: skip
+                      progress=not args.quiet and not getattr(args, "json", False), latency_ms=args.latency_ms,
+                      size_mb=args.size_mb, measure_all=args.measure_all)  # fmt: skip
+
+
+def _percent(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}%"
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -367,31 +380,42 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     if args.latency_ms is None and args.size_mb is None:
         raise InputError("give a budget: --latency-ms, --size-mb or both")
-    candidates, cache = _candidates(args)
+    if args.out:
+        check_output_dir(args.out, what="--out")
+    candidates, caches = _candidates(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
+    if args.out and choice.pick is not None:
+        from mobilenet.bench.select import write_pick
+
+        choice = dataclasses.replace(
+            choice, message=f"{choice.message}\n  written: {write_pick(choice.pick, args.out)}"
+        )
     if args.json:
         print(json.dumps(choice.to_dict(), indent=2))
         return 0 if choice.pick else 1
-    mode = "PREDICTED by the roofline, not measured" if args.predict else f"measured here ({args.backend})"
-    print(f"{len(candidates)} candidates, latency {mode}; accuracy from "
-          f"{'the published ImageNet tables' if args.accuracy == 'published' else args.accuracy}")  # fmt: skip
-    if cache is not None:
-        print(f"latency cache: {cache.path}")
+    backends = sorted({c.backend for c in candidates})
+    measured = sum(c.measured for c in candidates)
+    mode = "all PREDICTED by the roofline" if args.predict else f"{measured} measured here, the rest predicted"
+    print(f"{len(candidates)} candidates (members x backends {', '.join(backends)}), latency {mode}; accuracy "
+          f"{'from the published ImageNet tables' if args.accuracy == 'published' else 'from ' + str(args.accuracy)}"
+          f", per precision")  # fmt: skip
+    for cache in caches.values():
+        if cache is not None and cache.data:
+            print(f"latency cache: {cache.path}")
     print("\nPareto frontier (accuracy against latency; no member is both faster and more accurate):")
     width = max(len(c.label) for c in candidates) + 2
     print(f"  {'member':<{width}} {'latency':>10} {'size':>9} {'top-1':>7}")
     for c in choice.frontier:
-        mark = "  <- pick" if c is choice.pick else ""
-        print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {c.entry.accuracy:>6.1f}%{mark}")
+        mark = "  <- pick" if c is choice.pick else ("" if c.measured else "  (predicted)")
+        print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {_percent(c.accuracy):>7}{mark}")
     budgets = ", ".join(f"{v:g} {u}" for v, u in ((args.latency_ms, "ms"), (args.size_mb, "MB")) if v is not None)
     print(f"\nbudget: {budgets}")
     print(choice.message if choice.pick is None else
-          f"{choice.message}\n  accuracy source: {choice.pick.entry.accuracy_source}\n"
-          f"  latency source: {choice.pick.latency_source}")  # fmt: skip
+          f"{choice.message}\n  latency source: {choice.pick.latency_source}")  # fmt: skip
     if choice.reasons:
         print("nearest alternatives:")
         for c, why in choice.reasons:
-            print(f"  {c.label:<{width}} {c.entry.accuracy:>5.1f}%: {why}")
+            print(f"  {c.label:<{width}} {_percent(c.accuracy):>6}: {why}")
     return 0 if choice.pick else 1
 
 
@@ -656,6 +680,8 @@ def _add_select(verbs) -> None:
     )
     se.add_argument("--latency-ms", type=POSITIVE, default=None, help="latency budget, batch 1 (e.g. 10)")
     se.add_argument("--size-mb", type=POSITIVE, default=None, help="size budget of the deployed file (e.g. 5)")
+    se.add_argument("--out", default=None, help="write the pick's ready-to-run file into this folder (candidates "
+                    "from a results file that names its checkpoints, such as weights/manifest.json)")  # fmt: skip
     add_sweep_arguments(se)
     _add(se, "json")
     se.set_defaults(func=cmd_select)

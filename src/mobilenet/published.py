@@ -160,3 +160,43 @@ UNREPRODUCED = {
     ("mobilenet_v3_small", 1.0, (("minimal", True),)): "TF-slim prints 65M MACs; its V3_SMALL_MINIMALISTIC "
     "definition gives 52.3M (parameters agree: 2.0M). Like the other small rows, ~10M MACs above the code.",
 }
+
+
+# --- int8 accuracies --------------------------------------------------------------------------------------------
+# What an int8 model of a configuration reached, as its source prints it: the selection uses these for int8
+# backends instead of the float figure, labelled with how the model was quantized.
+QAT = "quantization-aware training"
+UNSTATED = "int8 checkpoint; the source does not say how it was quantized"
+
+
+class PublishedInt8(NamedTuple):
+    name: str
+    alpha: float
+    resolution: int
+    top1: float  # ImageNet top-1 of the int8 model, percent
+    method: str  # QAT, or UNSTATED
+    source: str
+    options: tuple[tuple[str, object], ...] = ()
+
+
+# TF-slim's quantized MobileNetV1 checkpoints (research/slim/nets/mobilenet_v1.md, the 2018_08_02 release: trained
+# with tf.contrib.quantize's simulated quantization, top-1 "validation on the actual TensorFlow Lite model").
+_V1_QUANT = "TF-slim research/slim/nets/mobilenet_v1.md, MobileNet_v1_*_quant (2018_08_02, TFLite int8)"
+_V1_QUANT_ROWS = (
+    (1.0, 224, 70.1), (1.0, 192, 69.2), (1.0, 160, 67.2), (1.0, 128, 63.4),
+    (0.75, 224, 66.8), (0.75, 192, 66.1), (0.75, 160, 62.3), (0.75, 128, 55.8),
+    (0.5, 224, 60.7), (0.5, 192, 60.0), (0.5, 160, 57.7), (0.5, 128, 54.5),
+    (0.25, 224, 48.0), (0.25, 192, 46.0), (0.25, 160, 43.4), (0.25, 128, 39.5),
+)  # fmt: skip
+_CONTRIB_QUANTIZE = "TensorFlow r1.15 tensorflow/contrib/quantize/README.md (8-bit weights and activations)"
+_V3_8BIT = "TF-slim research/slim/nets/mobilenet/README.md, MobileNetV3 8-bit checkpoints"
+_TORCHVISION_QAT = "torchvision model card, quantized weights (QNNPACK, quantization-aware training)"
+PUBLISHED_INT8 = (
+    *(PublishedInt8("mobilenet_v1", a, r, top1, QAT, _V1_QUANT) for a, r, top1 in _V1_QUANT_ROWS),
+    PublishedInt8("mobilenet_v2", 1.0, 224, 70.8, QAT, _CONTRIB_QUANTIZE),
+    PublishedInt8("mobilenet_v2", 1.0, 224, 71.658, QAT, _TORCHVISION_QAT),
+    PublishedInt8("mobilenet_v3_large", 1.0, 224, 73.9, UNSTATED, _V3_8BIT),
+    PublishedInt8("mobilenet_v3_large", 1.0, 224, 73.004, QAT, _TORCHVISION_QAT),
+    PublishedInt8("mobilenet_v3_large", 1.0, 224, 71.3, UNSTATED, f"{_V3_8BIT} (minimalistic)", (("minimal", True),)),
+    PublishedInt8("mobilenet_v3_small", 1.0, 224, 64.9, UNSTATED, _V3_8BIT),
+)

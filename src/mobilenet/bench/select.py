@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -24,16 +25,24 @@ from pathlib import Path
 
 import torch
 
-from mobilenet._io import InputError, write_text
+from mobilenet._io import InputError, atomic_write, write_text
 from mobilenet.bench.latency import make_runner, time_calls
 from mobilenet.cost import profile
 from mobilenet.cost.roofline import machine_id, probe, roofline
 from mobilenet.data.catalog import DATASETS
+from mobilenet.data.datasets import load_dataset
+from mobilenet.deploy.artifacts import build_artifact, load_artifact
+from mobilenet.deploy.backends import deploy_backends, get_backend, supported
 from mobilenet.model import build
-from mobilenet.published import PUBLISHED, V1_CHECKPOINTS
+from mobilenet.published import PUBLISHED, PUBLISHED_INT8, V1_CHECKPOINTS
 from mobilenet.resolve import ModelConfig, check_resolution, make_config, resolve
 from mobilenet.specs import BASE_RESOLUTION
-from mobilenet.weights import save
+from mobilenet.train.evaluation import evaluate
+from mobilenet.weights import load, save
+
+PUBLISHED_FLOAT = "published float"
+MEASURED = "measured on your data"
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,9 @@ class Entry:
     resolution: int
     accuracy: float
     accuracy_source: str
+    kind: str = PUBLISHED_FLOAT  # where the figure comes from (PUBLISHED_FLOAT or MEASURED)
+    weights: str | None = None  # the trained checkpoint a results file names, if any
+    dataset: str = "imagenet"  # what the figure was measured on
 
     @property
     def name(self) -> str:
@@ -67,25 +79,41 @@ class Entry:
 
 @dataclass(frozen=True)
 class Candidate:
+    """A configuration run by one backend: its latency and size here, and its accuracy for that backend's
+    precision (None: unknown, never picked). `measured`: the latency was timed and the size is the file's; otherwise
+    both are estimates (the roofline's time, the weights' bytes), shown but not picked while anything was measured."""
+
     entry: Entry
     latency_ms: float
     latency_source: str  # "measured: onnx, 2 threads, p10-p90 ..." or "predicted: roofline ..."
     size_mb: float
     size_source: str
     spread: float = float("nan")  # p90 / p10 of a measured latency (see mobilenet.bench.latency.NOISY_SPREAD)
+    backend: str = "onnx"
+    accuracy: float | None = None
+    accuracy_source: str = ""
+    accuracy_kind: str = ""  # empty: the entry's own figure
+    measured: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.accuracy_kind:  # the entry's own figure, for the entry's precision
+            object.__setattr__(self, "accuracy", self.entry.accuracy)
+            object.__setattr__(self, "accuracy_source", self.entry.accuracy_source)
+            object.__setattr__(self, "accuracy_kind", self.entry.kind)
 
     def to_dict(self) -> dict[str, object]:
         e = self.entry
         return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
-                "config": e.config.to_dict(), "label": self.label,
-                "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": e.accuracy,
-                "accuracy_source": e.accuracy_source, "latency_source": self.latency_source,
-                "size_source": self.size_source, "latency_spread": self.spread}  # fmt: skip
+                "backend": self.backend, "config": e.config.to_dict(), "label": self.label,
+                "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": self.accuracy,
+                "accuracy_source": self.accuracy_source, "accuracy_kind": self.accuracy_kind,
+                "latency_source": self.latency_source, "size_source": self.size_source,
+                "latency_spread": self.spread, "measured": self.measured}  # fmt: skip
 
     @property
     def label(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.entry.options)
-        return f"{self.entry.name} {self.entry.alpha} @{self.entry.resolution}{extra}"
+        return f"{self.entry.name} {self.entry.alpha} @{self.entry.resolution}{extra} on {self.backend}"
 
 
 def published_entries() -> list[Entry]:
@@ -148,7 +176,12 @@ def entries_from_file(path: str | os.PathLike) -> list[Entry]:
                 raise InputError(f"resolution must be an integer in 1..4096, got {resolution!r}")
             config = ModelConfig.from_dict(row["config"]) if "config" in row else _legacy_config(row, info, resolution)
             check_resolution(resolve(config), resolution)
-            entry = Entry(config, resolution, _accuracy(path, i, accuracy), f"{dataset} top-1, {path.name}")
+            weights = row.get("file")
+            if weights is not None and not (path.parent / str(weights)).is_file():
+                raise InputError(f"'file' {weights!r} is not a file next to the results file")
+            weights = str(path.parent / weights) if weights is not None else None
+            source = f"{dataset} top-1, {path.name}"
+            entry = Entry(config, resolution, _accuracy(path, i, accuracy), source, MEASURED, weights, dataset)
         except (TypeError, ValueError) as error:
             if str(error).startswith("accuracy file"):
                 raise
@@ -330,70 +363,171 @@ def sweep(
     hardware=None,
     refresh: bool = False,
 ) -> list[Candidate]:
-    """Latency and size of every entry on this machine: measured (and cached), or predicted by the roofline on
-    `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is measured again and
-    replaces its cached figure one at a time: an interrupted refresh keeps the older figures it did not reach."""
+    """Latency and size of every entry with one backend on this machine: measured (and cached), or predicted by the
+    roofline on `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is
+    measured again and replaces its cached figure one at a time: an interrupted refresh keeps the older figures it
+    did not reach. Each candidate's accuracy is the one for the backend's precision (`accuracy_for`)."""
+    return survey(entries, [backend], threads=threads, batch=batch, caches={backend: cache}, predict=predict,
+                  progress=progress, min_time_s=min_time_s, hardware=hardware, refresh=refresh,
+                  measure_all=True)  # fmt: skip
+
+
+def accuracy_for(entry: Entry, backend: str) -> tuple[float | None, str, str]:
+    """(top-1, source, kind) of `entry` run by `backend`: a figure published or measured for the backend's precision,
+    or (None, why, UNKNOWN). Never a float figure presented as an int8 one."""
+    precision = get_backend(backend).precision
+    if precision == "fp32":
+        return entry.accuracy, entry.accuracy_source, entry.kind
+    if precision == "bf16":
+        note = "; the float figure: bf16 keeps float accumulation (not measured in bf16 on this machine)"
+        return entry.accuracy, entry.accuracy_source + note, f"{entry.kind}, carried to bf16"
+    if entry.kind == PUBLISHED_FLOAT:
+        changed = tuple(sorted(entry.config.changed_options().items()))
+        for row in PUBLISHED_INT8:  # the first row of a configuration: TF-slim's lineage, as the float figures are
+            if (row.name, row.alpha, row.resolution, tuple(sorted(row.options))) == (
+                entry.name, entry.alpha, entry.resolution, changed,
+            ):  # fmt: skip
+                return row.top1, f"ImageNet top-1 of the int8 model, {row.source}", f"published int8 ({row.method})"
+    return None, "unknown: no int8 figure is published or was measured for this configuration", UNKNOWN
+
+
+def measured_int8_accuracy(entry: Entry, backend: str, directory: Path) -> tuple[float | None, str, str]:
+    """The int8 top-1 of a results file's trained checkpoint in `backend`, measured here: quantized by the library's
+    recipe, calibrated on its dataset's training images, evaluated on its test split."""
+    model = load(entry.weights)
+    train, test = load_dataset(entry.dataset, "train"), load_dataset(entry.dataset, "test")
+    path = build_artifact(model, backend, entry.resolution, directory, train)
+    top1 = evaluate(load_artifact(path, backend), test, image_size=entry.resolution).top1
+    source = f"{entry.dataset} top-1 of the int8 file, measured here ({backend}, {Path(entry.weights).name})"
+    return top1, source, MEASURED
+
+
+def survey(
+    entries: list[Entry],
+    backends: list[str],
+    latency_ms: float | None = None,
+    size_mb: float | None = None,
+    threads: int | None = None,
+    batch: int = 1,
+    caches: dict[str, LatencyCache | None] | None = None,
+    predict: bool = False,
+    progress: bool = True,
+    min_time_s: float = 0.5,
+    hardware=None,
+    refresh: bool = False,
+    measure_all: bool = False,
+) -> list[Candidate]:
+    """Every entry with every backend: its accuracy for the backend's precision, and its latency and size here.
+
+    What decides the pick is measured, the rest predicted: candidates are taken most accurate first; one whose size
+    cannot fit (its weights alone, at the backend's bytes per weight, exceed `size_mb`) or whose accuracy is below
+    that of a candidate already measured within both budgets is not built or timed, and keeps the roofline's
+    latency and the weights' size, marked as estimates (`measured=False`). With `measure_all` (or no budget at all)
+    every candidate is measured; with `predict` none is. Measured figures are cached per backend in `caches`."""
     threads = threads or torch.get_num_threads()
-    if predict and hardware is None:
+    caches = caches or {}
+    if hardware is None:
         hardware = probe(threads)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    measure_all = measure_all or (latency_ms is None and size_mb is None)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, entry in enumerate(entries):
+            for backend in backends:
+                known = accuracy_for(entry, backend)
+                if known[0] is None and entry.weights and not predict:  # the user's model: measure its int8 top-1
+                    known = measured_int8_accuracy(entry, backend, Path(tmp) / f"{i}-accuracy")
+                rows.append((entry, backend, known))
+        order = list(range(len(rows)))  # measuring everything: in the order given
+        if not measure_all:  # most accurate first, so that what cannot beat a measured fit is not measured
+            order.sort(key=lambda k: -(rows[k][2][0] if rows[k][2][0] is not None else -1))
+        bar = None
+        if progress and not predict:
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(entries), desc=f"{'predicting' if predict else 'measuring'} ({backend})", unit="model",
-                   file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-    out: list[Candidate] = []
-    if backend.startswith("onnx-int8"):  # the tables' figures are for the float models; quantization's is not in them
-        note = "; the fp32 model's figure (int8 lost <= 0.07 point on our Fashion-MNIST models: docs/quantization.md)"
-        entries = [dataclasses.replace(e, accuracy_source=e.accuracy_source + note) for e in entries]
-    try:
-        for entry in entries:
+            bar = tqdm(total=len(rows), desc=f"measuring ({', '.join(backends)})", unit="candidate",
+                       file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+        out: dict[int, Candidate] = {}
+        best = None  # the accuracy of the best candidate measured within both budgets
+        try:
+            for k in order:
+                entry, backend, (accuracy, source, kind) = rows[k]
+                estimate = _predicted(entry, hardware, backend, accuracy, source, kind)
+                why_not = _not_decisive(estimate, accuracy, best, size_mb)
+                if predict or (why_not and not measure_all):
+                    note = "" if predict else f"; not measured: {why_not}"
+                    out[k] = dataclasses.replace(estimate, latency_source=estimate.latency_source + note)
+                else:
+                    if bar is not None:
+                        bar.set_postfix_str(f"{entry.name} {entry.alpha} @{entry.resolution} {backend}", refresh=True)
+                    out[k] = _measured(entry, backend, accuracy, source, kind, caches.get(backend), threads, batch,
+                                       min_time_s, refresh, Path(tmp) / str(entries.index(entry)))  # fmt: skip
+                    fits = (latency_ms is None or out[k].latency_ms <= latency_ms) and (
+                        size_mb is None or out[k].size_mb <= size_mb
+                    )
+                    if fits and accuracy is not None:
+                        best = accuracy if best is None else max(best, accuracy)
+                if bar is not None:
+                    bar.update()
+        finally:
             if bar is not None:
-                bar.set_postfix_str(f"{entry.name} {entry.alpha} @{entry.resolution}", refresh=True)
-            if predict:
-                out.append(_predicted(entry, hardware, backend))
-            else:
-                cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
-                if cached is None:
-                    model = build(entry.config).eval()
-                    with tempfile.TemporaryDirectory() as tmp:
-                        run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=tmp)
-                        timing = time_calls(run, batch=batch, min_time_s=min_time_s)
-                        size = _file_size_mb(model, Path(tmp), facts)
-                    cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-                    if cache is not None:  # after every model: an interrupted sweep keeps what it measured
-                        cache.store(entry.key(), cached)
-                spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
-                source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
-                          f"({spread}), {cached['measured_at']}")  # fmt: skip
-                out.append(Candidate(entry, cached["median_ms"], source, cached["size_mb"], f"{backend} file",
-                                     cached["spread"]))  # fmt: skip
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-    return out
+                bar.close()
+    return [out[k] for k in range(len(rows))]
 
 
-def _predicted(entry: Entry, hardware, backend: str) -> Candidate:
+def _not_decisive(estimate: Candidate, accuracy: float | None, best: float | None, size_mb: float | None) -> str:
+    """Why measuring this candidate cannot change the pick ("" when it can)."""
+    if accuracy is None:
+        return "its accuracy at this precision is unknown"
+    if best is not None and accuracy < best:
+        return f"{accuracy:.1f}% is below a measured candidate within budget ({best:.1f}%)"
+    if size_mb is not None and estimate.size_mb > size_mb:
+        return f"its weights alone take {estimate.size_mb:.2f} MB, over the {size_mb:g} MB budget"
+    return ""
+
+
+def _measured(entry, backend, accuracy, source, kind, cache, threads, batch, min_time_s, refresh, directory):
+    cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
+    if cached is None:
+        directory.mkdir(exist_ok=True)  # one folder per entry: its backends share the exported files
+        model = build(entry.config).eval()
+        run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=str(directory))
+        timing = time_calls(run, batch=batch, min_time_s=min_time_s)
+        size = _file_size_mb(model, directory, facts)
+        cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+        if cache is not None:  # after every model: an interrupted sweep keeps what it measured
+            cache.store(entry.key(), cached)
+    spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
+    latency_source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
+                      f"({spread}), {cached['measured_at']}")  # fmt: skip
+    return Candidate(entry, cached["median_ms"], latency_source, cached["size_mb"], f"{backend} file",
+                     cached["spread"], backend, accuracy, source, kind)  # fmt: skip
+
+
+def _predicted(entry: Entry, hardware, backend: str, accuracy=None, source="", kind="") -> Candidate:
     report = profile(entry.config, resolution=entry.resolution)
     predicted = roofline(report, hardware).predicted_ms
-    bytes_per_weight = 1 if backend.startswith("onnx-int8") else 4
+    bytes_per_weight = 1 if get_backend(backend).precision == "int8" else 4
+    if not kind:
+        accuracy, source, kind = accuracy_for(entry, backend)
     return Candidate(
         entry,
         predicted,
         f"predicted: roofline, fp32, {hardware.peak_macs_per_s / 1e9:.0f} GMAC/s, "
         f"{hardware.bandwidth_bytes_per_s / 1e9:.0f} GB/s (not measured)",
-        report.params * bytes_per_weight / 1e6,
-        f"estimated: {bytes_per_weight} byte(s) per parameter (no file written)",
+        report.params_conv_linear * bytes_per_weight / 1e6,
+        f"estimated, at least: {bytes_per_weight} byte(s) per conv/linear weight (no file written)",
+        backend=backend,
+        accuracy=accuracy,
+        accuracy_source=source,
+        accuracy_kind=kind,
+        measured=False,
     )
 
 
 def candidates(
     accuracy: str | os.PathLike = "published",
     models: list[str] | None = None,
-    backend: str = "onnx",
+    backends: list[str] | None = None,
     threads: int | None = None,
     predict: bool = False,
     cache: str | os.PathLike | None = None,
@@ -401,24 +535,34 @@ def candidates(
     refresh: bool = False,
     progress: bool = True,
     hardware=None,
-) -> tuple[list[Candidate], LatencyCache | None]:
-    """The candidates of a selection and the cache their latencies came from: the entries of `accuracy`
-    ("published": the ImageNet tables; else a results file, `entries_from_file`), only those of the versions
-    `models` when given, swept on this machine (`sweep`) with the latency cache in `cache` (default `cache_dir()`;
-    none with `use_cache=False` or `predict`)."""
+    latency_ms: float | None = None,
+    size_mb: float | None = None,
+    measure_all: bool = False,
+) -> tuple[list[Candidate], dict[str, LatencyCache | None]]:
+    """The candidates of a selection, member x backend, and the caches their latencies came from: the entries of
+    `accuracy` ("published": the ImageNet tables; else a results file, `entries_from_file`), only those of the
+    versions `models` when given, with every backend of `backends` (default: each deployment backend this machine
+    supports), surveyed here (`survey`: what decides the pick within `latency_ms` and `size_mb` is measured) with
+    the latency caches in `cache` (default `cache_dir()`; none with `use_cache=False` or `predict`)."""
     entries = published_entries() if accuracy == "published" else entries_from_file(accuracy)
     if models:
         unknown = sorted(set(models) - {e.name for e in entries})
         if unknown:
             raise InputError(f"no candidates named {', '.join(unknown)} in {accuracy}")
         entries = [e for e in entries if e.name in models]
-    latency_cache = None
+    for name in backends or ():
+        reason = supported(name)
+        if reason:
+            raise InputError(f"backend {name}: {reason}")
+    backends = list(backends) if backends else deploy_backends()
+    threads = threads or torch.get_num_threads()
+    caches: dict[str, LatencyCache | None] = dict.fromkeys(backends)
     if use_cache and not predict:
         directory = Path(cache) if cache else cache_dir()
-        latency_cache = LatencyCache.open(directory, machine_id(), backend, threads or torch.get_num_threads(), 1)
-    found = sweep(entries, backend, threads, cache=latency_cache, predict=predict, hardware=hardware,
-                  progress=progress, refresh=refresh)  # fmt: skip
-    return found, latency_cache
+        caches = {name: LatencyCache.open(directory, machine_id(), name, threads, 1) for name in backends}
+    found = survey(entries, backends, latency_ms, size_mb, threads, caches=caches, predict=predict, hardware=hardware,
+                   progress=progress, refresh=refresh, measure_all=measure_all)  # fmt: skip
+    return found, caches
 
 
 @dataclass(frozen=True)
@@ -437,21 +581,26 @@ class Choice:
 
 
 def pareto_frontier(candidates: list[Candidate]) -> list[Candidate]:
-    """Candidates no other beats on both latency and accuracy, fastest first."""
+    """Candidates of known accuracy no other beats on both latency and accuracy, fastest first."""
     frontier: list[Candidate] = []
-    for c in sorted(candidates, key=lambda c: (c.latency_ms, -c.entry.accuracy)):
-        if not frontier or c.entry.accuracy > frontier[-1].entry.accuracy:
+    known = [c for c in candidates if c.accuracy is not None]
+    for c in sorted(known, key=lambda c: (c.latency_ms, -c.accuracy)):
+        if not frontier or c.accuracy > frontier[-1].accuracy:
             frontier.append(c)
     return frontier
 
 
 def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float | None, nearest: int = 3) -> Choice:
-    """The most accurate candidate within both budgets (ties: the faster), the frontier, and why others lost."""
+    """The most accurate candidate within both budgets (ties: the faster), the frontier, and why others lost.
+
+    Only a candidate of known accuracy is picked, and, when anything was measured, only a measured one: an estimate
+    (`measured=False`) is shown, never chosen."""
     if not candidates:
         raise InputError("no candidates to choose from")
     for name, value in (("latency budget", latency_ms), ("size budget", size_mb)):
         if value is not None and not value > 0:
             raise InputError(f"the {name} must be > 0, got {value}")
+    any_measured = any(c.measured for c in candidates)
 
     def over(c: Candidate) -> list[str]:
         why = []
@@ -459,7 +608,14 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
             why.append(f"{c.latency_ms:.2f} ms is over the {latency_ms:g} ms budget")
         if size_mb is not None and c.size_mb > size_mb:
             why.append(f"{c.size_mb:.2f} MB is over the {size_mb:g} MB budget")
+        if c.accuracy is None:
+            why.append("its accuracy at this precision is unknown")
+        elif any_measured and not c.measured:
+            why.append("not measured (it cannot beat the pick)")
         return why
+
+    def rank(c: Candidate) -> float:
+        return -c.accuracy if c.accuracy is not None else float("inf")
 
     fits = [c for c in candidates if not over(c)]
     frontier = pareto_frontier(candidates)
@@ -470,21 +626,21 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
                    f"({fastest.size_mb:.2f} MB), the smallest {smallest.label} at {smallest.size_mb:.2f} MB "
                    f"({smallest.latency_ms:.2f} ms); raise the budgets to at least those, or try a faster "
                    f"backend")  # fmt: skip
-        reasons = [(c, "; ".join(over(c))) for c in sorted(candidates, key=lambda c: -c.entry.accuracy)[:nearest]]
+        reasons = [(c, "; ".join(over(c))) for c in sorted(candidates, key=rank)[:nearest]]
         return Choice(None, frontier, candidates, reasons, message)
-    pick = max(fits, key=lambda c: (c.entry.accuracy, -c.latency_ms))
+    pick = max(fits, key=lambda c: (c.accuracy, -c.latency_ms))
     reasons = []
-    for c in sorted((c for c in candidates if c is not pick), key=lambda c: -c.entry.accuracy):
+    for c in sorted((c for c in candidates if c is not pick), key=rank):
         why = over(c)
         if why:
             reasons.append((c, "; ".join(why)))
-        elif c.entry.accuracy < pick.entry.accuracy:
-            reasons.append((c, f"fits, but {c.entry.accuracy:.1f}% < {pick.entry.accuracy:.1f}%"))
+        elif c.accuracy < pick.accuracy:
+            reasons.append((c, f"fits, but {c.accuracy:.1f}% < {pick.accuracy:.1f}%"))
         else:
             reasons.append((c, f"as accurate, but slower ({c.latency_ms:.2f} ms)"))
         if len(reasons) == nearest:
             break
-    message = (f"pick: {pick.label}: {pick.entry.accuracy:.1f}% ({pick.entry.accuracy_source}), "
+    message = (f"pick: {pick.label}: {pick.accuracy:.1f}% ({pick.accuracy_kind}: {pick.accuracy_source}), "
                f"{pick.latency_ms:.2f} ms, {pick.size_mb:.2f} MB")  # fmt: skip
     return Choice(pick, frontier, candidates, reasons, message)
 
@@ -516,3 +672,21 @@ def prediction_quality(measured: list[float], predicted: list[float]) -> dict[st
     return {"spearman": cov / var if var else float("nan"),
             "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
             "median_ratio": statistics.median(ratios)}  # fmt: skip
+
+
+def write_pick(pick: Candidate, directory: str | os.PathLike) -> Path:
+    """The pick's ready-to-run file in `directory`, with its metadata: built from the trained checkpoint its results
+    file names (int8 calibrated on that dataset's training images), for the pick's backend."""
+    if not pick.entry.weights:
+        raise InputError(
+            f"{pick.label} is a published configuration, and no pretrained weights can be fetched here: train it "
+            f"(`mobilenet train --model {pick.entry.name} --alpha {pick.entry.alpha}`) and select among your own "
+            f"results (--accuracy RESULTS.json naming each checkpoint as 'file', like weights/manifest.json)"
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    train = load_dataset(pick.entry.dataset, "train") if get_backend(pick.backend).precision == "int8" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_artifact(load(pick.entry.weights), pick.backend, pick.entry.resolution, tmp, train)
+        target = directory / f"{Path(pick.entry.weights).stem}.{pick.backend}{built.suffix}"
+        return atomic_write(target, lambda out: shutil.copyfile(built, out))

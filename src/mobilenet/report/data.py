@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mobilenet._io import InputError, write_text
 from mobilenet.bench.layers import check_roofline
-from mobilenet.bench.select import Candidate, Choice
+from mobilenet.bench.select import Candidate, Choice, pareto_frontier
 from mobilenet.cost.count import KINDS, profile
 from mobilenet.cost.roofline import HardwareProfile, machine_id, roofline
 from mobilenet.model import build
@@ -38,6 +38,7 @@ class ReportData:
     measured: dict | None  # bench.layers.RooflineCheck.to_dict() with its "worst" layers, or None
     cost_by_kind: dict  # version -> CostReport.by_kind() at 224 px, alpha 1
     scaling: list  # scaling_points(): latency against the alpha^2 rho^2 law, one dict per member of SCALING_MODEL
+    frontiers: dict = field(default_factory=dict)  # backend -> its Pareto frontier, Candidate.to_dict() each
     format: int = FORMAT
 
     def to_json(self) -> str:
@@ -69,7 +70,9 @@ class ReportData:
 
 def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> list[dict[str, float]]:
     """Measured latency relative to alpha = 1 at 224 px, against the MACs ratio, for the candidates of one version."""
-    group = [c for c in candidates if c.entry.name == name and not c.entry.options]
+    backends = [c.backend for c in candidates]
+    backend = "onnx" if "onnx" in backends else (backends or [""])[0]  # one runtime's figures
+    group = [c for c in candidates if c.entry.name == name and not c.entry.options and c.backend == backend]
     base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == BASE_RESOLUTION), None)
     if base is None:
         return []
@@ -94,13 +97,14 @@ def collect(
     hardware: HardwareProfile,
     latency_ms: float | None = None,
     size_mb: float | None = None,
-    backend: str = "onnx",
+    backend: str | list[str] | None = None,
     model: Candidate | None = None,
     measure: bool = True,
 ) -> ReportData:
     """Profile and measure what the page shows. The roofline is of `model` (default: the pick; the first frontier
     member when nothing fits), at its own width, options and resolution; with `measure`, each of its layers is also
     timed in eager PyTorch on this machine (`mobilenet.bench.layers.check_roofline`)."""
+    backends = sorted({c.backend for c in choice.candidates})
     shown = model or choice.pick or choice.frontier[0]
     entry = shown.entry
     roof = roofline(profile(entry.config, resolution=entry.resolution), hardware)
@@ -115,7 +119,11 @@ def collect(
     return ReportData(
         created=time.strftime("%Y-%m-%d %H:%M"),
         machine=machine_id(),
-        backend=backend,
+        backend=", ".join(backend) if isinstance(backend, list) else backend or ", ".join(backends),
+        frontiers={
+            b: [c.to_dict() for c in pareto_frontier([c for c in choice.candidates if c.backend == b])]
+            for b in backends
+        },
         latency_budget_ms=latency_ms,
         size_budget_mb=size_mb,
         choice=choice.to_dict(),

@@ -45,49 +45,49 @@ def _pyplot():
     return plt
 
 
-def plot_pareto(choice: dict, latency_ms: float | None, size_mb: float | None) -> str:
-    """Accuracy against latency of every candidate (`Choice.to_dict()`), the frontier and the pick."""
+BACKEND_MARKERS = {"onnx": "o", "onnx-int8": "s", "onnx-int8-portable": "P", "openvino": "^", "openvino-bf16": "D",
+                   "openvino-int8": "v", "torch": "x", "torch-fused": "+", "compile": "*"}  # fmt: skip
+
+
+def plot_pareto(choice: dict, latency_ms: float | None, size_mb: float | None, frontiers: dict | None = None) -> str:
+    """Accuracy against latency of every candidate of known accuracy (`Choice.to_dict()`): colour by version, marker
+    by backend, filled when measured and hollow when predicted; one frontier line per backend (`frontiers`), and the
+    pick."""
     plt = _pyplot()
-    candidates = choice["candidates"]
+    candidates = [c for c in choice["candidates"] if c["accuracy"] is not None]
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    largest = max(c["size_mb"] for c in candidates) or 1.0
+    largest = max((c["size_mb"] for c in candidates), default=1.0) or 1.0
     for name, color in VERSION_COLORS.items():
-        group = [c for c in candidates if c["name"] == name]
-        if group:
-            ax.scatter(
-                [c["latency_ms"] for c in group],
-                [c["accuracy"] for c in group],
-                s=[20 + 400 * c["size_mb"] / largest for c in group],
-                color=color,
-                alpha=0.6,
-                label=name,
-                edgecolors="k",
-                linewidths=0.4,
-            )
-    frontier = choice["frontier"]
-    ax.plot(
-        [c["latency_ms"] for c in frontier], [c["accuracy"] for c in frontier], "k--", lw=1, label="Pareto frontier"
-    )
+        for backend, marker in BACKEND_MARKERS.items():
+            for measured in (True, False):
+                group = [c for c in candidates if (c["name"], c["backend"], c.get("measured", True)) ==
+                         (name, backend, measured)]  # fmt: skip
+                if not group:
+                    continue
+                ax.scatter([c["latency_ms"] for c in group], [c["accuracy"] for c in group],
+                           s=[20 + 300 * c["size_mb"] / largest for c in group], marker=marker,
+                           facecolors=color if measured else "none", edgecolors=color if not measured else "k",
+                           alpha=0.7, linewidths=0.8)  # fmt: skip
+    for name, color in VERSION_COLORS.items():  # legend: versions by colour, backends by marker
+        ax.scatter([], [], color=color, label=name)
+    for backend in sorted({c["backend"] for c in candidates}):
+        ax.scatter([], [], marker=BACKEND_MARKERS.get(backend, "o"), color="grey", label=backend)
+    for backend, frontier in sorted((frontiers or {"": choice["frontier"]}).items()):
+        ax.plot([c["latency_ms"] for c in frontier], [c["accuracy"] for c in frontier], ls="--", lw=1,
+                label=f"frontier {backend}".strip())  # fmt: skip
     pick = choice["pick"]
     if pick is not None:
-        ax.scatter(
-            [pick["latency_ms"]],
-            [pick["accuracy"]],
-            s=250,
-            facecolors="none",
-            edgecolors="k",
-            linewidths=2,
-            label=f"pick: {pick['label']}",
-        )
+        ax.scatter([pick["latency_ms"]], [pick["accuracy"]], s=250, facecolors="none", edgecolors="k", linewidths=2,
+                   label=f"pick: {pick['label']}")  # fmt: skip
     if latency_ms is not None:
         ax.axvline(latency_ms, color="grey", ls=":", label=f"latency budget {latency_ms:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("latency, batch 1 (ms, log scale)")
     ax.set_ylabel("top-1 (%)")
-    title = "Accuracy against latency on this machine (marker area: size)"
-    ax.set_title(title + (f"; size budget {size_mb:g} MB" if size_mb is not None else ""))
+    title = "Accuracy against latency on this machine (area: size; hollow: predicted, not measured)"
+    ax.set_title(title + (f"; size budget {size_mb:g} MB" if size_mb is not None else ""), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     return _png(fig)
 
 
@@ -190,25 +190,36 @@ def render_html(data: ReportData) -> str:
     def img(png: str, alt: str) -> str:
         return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
-    def row(c: dict) -> list[object]:
-        return [c["label"], f"{c['latency_ms']:.2f}", f"{c['size_mb']:.2f}", f"{c['accuracy']:.1f}"]
+    def percent(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.1f}"
 
-    latency_source = choice["candidates"][0]["latency_source"] if choice["candidates"] else ""
+    def row(c: dict) -> list[object]:
+        state = "measured" if c.get("measured", True) else "predicted"
+        return [c["label"], f"{c['latency_ms']:.2f}", f"{c['size_mb']:.2f}", percent(c["accuracy"]), state]
+
+    measured_count = sum(c.get("measured", True) for c in choice["candidates"])
+    predicted = next((c["latency_source"] for c in choice["candidates"] if not c.get("measured", True)), "")
+    latency_source = (f"{measured_count} of {len(choice['candidates'])} candidates measured (what decides the pick), "
+                      f"the others drawn hollow: {predicted}")  # fmt: skip
     ridge = hardware["peak_macs_per_s"] / hardware["bandwidth_bytes_per_s"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mobilenet: the family on this machine"
         f"</title><style>{STYLE}</style></head><body>",
         "<h1>MobileNets on this machine</h1>",
-        f"<p class='note'>{html.escape(data.machine)}; backend <code>{html.escape(data.backend)}</code>; "
+        f"<p class='note'>{html.escape(data.machine)}; backends <code>{html.escape(data.backend)}</code>; "
         f"{html.escape(data.created)}. Latency: {html.escape(latency_source)}.</p>",
         f"<h2>The pick</h2><p><b>{html.escape(choice['message'])}</b></p>",
         _table(
             ["alternative", "top-1 %", "why not"],
-            [[c["label"], f"{c['accuracy']:.1f}", c["why_not"]] for c in choice["alternatives"]],
+            [[c["label"], percent(c["accuracy"]), c["why_not"]] for c in choice["alternatives"]],
         ),
         "<h2>Accuracy against latency</h2>",
-        img(plot_pareto(choice, data.latency_budget_ms, data.size_budget_mb), "accuracy against latency"),
-        _table(["Pareto frontier", "latency ms", "size MB", "top-1 %"], [row(c) for c in choice["frontier"]]),
+        img(
+            plot_pareto(choice, data.latency_budget_ms, data.size_budget_mb, data.frontiers), "accuracy against latency"
+        ),
+        _table(
+            ["Pareto frontier", "latency ms", "size MB", "top-1 %", "latency"], [row(c) for c in choice["frontier"]]
+        ),
         f"<h2>Roofline of {html.escape(data.roofline_model)}</h2>",
         f"<p class='note'>Peak {hardware['peak_macs_per_s'] / 1e9:.1f} GMAC/s and bandwidth "
         f"{hardware['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({html.escape(hardware['source'])}); ridge "
@@ -279,8 +290,11 @@ def render_html(data: ReportData) -> str:
     parts += [
         "<h2>Every candidate</h2>",
         _table(
-            ["member", "latency ms", "size MB", "top-1 %", "accuracy source"],
-            [[*row(c), c["accuracy_source"]] for c in sorted(choice["candidates"], key=lambda c: c["latency_ms"])],
+            ["member", "latency ms", "size MB", "top-1 %", "latency", "accuracy (kind: source)"],
+            [
+                [*row(c), f"{c.get('accuracy_kind', '')}: {c['accuracy_source']}"]
+                for c in sorted(choice["candidates"], key=lambda c: c["latency_ms"])
+            ],
         ),
         "</body></html>",
     ]
