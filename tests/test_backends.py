@@ -2,6 +2,7 @@
 precision allows, and no file runs silently wrong in a runtime that lacks its operators."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -103,3 +104,33 @@ def test_eval_and_predict_run_a_file_in_the_backend_asked_for(artifacts, capsys,
     assert json.loads(capsys.readouterr().out)["predictions"][0]["image"] == str(image)
     assert main(["predict", str(image), "--weights", WEIGHTS, "--backend", "openvino"]) == 2
     assert "is a checkpoint: export it" in capsys.readouterr().err
+
+
+def test_a_model_evaluated_in_channels_last_still_exports_with_a_dynamic_batch(tmp_path):
+    """`evaluate` puts a module in channels_last; torch.export then pinned the batch (a guard batch <= 2) until the
+    export took a contiguous copy."""
+    from mobilenet.deploy.runtime import OnnxModel
+
+    model = mobilenet.create_model("mobilenet_v3_small", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
+    model = model.eval().to(memory_format=torch.channels_last)
+    path = mobilenet.export_onnx(model, tmp_path / "m.onnx", 28).path
+    assert OnnxModel(path)(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_select_out_writes_the_picks_file_from_the_checkpoint_its_results_name(tmp_path, capsys):
+    from mobilenet.cli import main
+    from mobilenet.deploy.runtime import OnnxModel
+
+    weights = tmp_path / "v3s.safetensors"
+    shutil.copyfile(WEIGHTS, weights)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"file": weights.name, "model": "mobilenet_v3_small", "alpha": 1.0,
+                                    "small_input": True, "top1": 94.16}]))  # fmt: skip
+    argv = ["select", "--accuracy", str(results), "--backend", "onnx", "--latency-ms", "1000", "--threads", "1",
+            "--no-cache", "--quiet", "--out", str(tmp_path / "deploy"), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert "written:" in json.loads(capsys.readouterr().out)["message"]
+    (written,) = (tmp_path / "deploy").iterdir()
+    model = OnnxModel(written)
+    assert model.labels[0] == "T-shirt/top"  # the checkpoint's metadata travelled into the file
+    assert model.config == mobilenet.load(WEIGHTS).config

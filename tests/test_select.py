@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from mobilenet._io import InputError
 from mobilenet.bench import select as sel
 from mobilenet.bench.select import Candidate, Entry, LatencyCache, choose, entries_from_file, pareto_frontier
 from mobilenet.published import V1_CHECKPOINTS, V1_CHECKPOINTS_UNREPRODUCED
@@ -297,3 +298,64 @@ def test_a_zero_budget_is_refused_before_the_sweep(capsys, monkeypatch):
     assert cli.main(["select", "--latency-ms", "0"]) == 2
     err = capsys.readouterr().err
     assert err == "mobilenet select: error: argument --latency-ms: must be a number > 0, got '0'\n"  # one line
+
+
+def test_each_backend_gets_the_accuracy_of_its_precision():
+    """fp32 takes the float figure; int8 a published int8 figure with how it was quantized, or unknown; bf16 the
+    float figure, labelled as carried over. A float figure is never presented as an int8 one."""
+    entries = {(e.name, e.alpha, e.resolution, e.options): e for e in sel.published_entries()}
+    v1 = entries["mobilenet_v1", 1.0, 224, ()]
+    assert sel.accuracy_for(v1, "onnx") == (70.9, v1.accuracy_source, "published float")
+    top1, source, kind = sel.accuracy_for(v1, "openvino-int8")
+    assert (top1, kind) == (70.1, "published int8 (quantization-aware training)")
+    assert "MobileNet_v1_*_quant" in source
+    minimal = entries["mobilenet_v3_large", 1.0, 224, (("minimal", True),)]
+    assert sel.accuracy_for(minimal, "onnx-int8")[0] == 71.3
+    assert sel.accuracy_for(entries["mobilenet_v2", 1.0, 224, ()], "onnx-int8")[0] == 70.8  # TF's lineage first
+    half = entries["mobilenet_v2", 0.5, 160, ()]
+    assert sel.accuracy_for(half, "onnx-int8") == (None, sel.accuracy_for(half, "onnx-int8")[1], sel.UNKNOWN)
+    top1, source, kind = sel.accuracy_for(half, "openvino-bf16")
+    assert top1 == half.accuracy
+    assert "bf16 keeps float accumulation" in source
+    assert kind.endswith("carried to bf16")
+
+
+def test_the_survey_measures_only_what_can_decide_the_pick(monkeypatch):
+    """Most accurate first: too big by its weights alone, or below a measured fit, is not measured; the pick is a
+    measured candidate of known accuracy; an unknown accuracy is never picked."""
+    from mobilenet.cost.roofline import HardwareProfile
+
+    entries = [e for e in sel.published_entries() if e.name == "mobilenet_v2" and e.resolution == 224]
+    measured = []
+
+    def fake_measure(entry, backend, accuracy, source, kind, *rest):
+        measured.append((entry.alpha, backend))
+        size = {"onnx": 4.1, "onnx-int8": 1.1}[backend] * entry.alpha**2 * 3.5
+        return Candidate(entry, 2.0 * entry.alpha, "measured: fake", size, "file", 1.1, backend, accuracy, source, kind)
+
+    monkeypatch.setattr(sel, "_measured", fake_measure)
+    hardware = HardwareProfile.given(50, 10, 1)
+    found = sel.survey(entries, ["onnx", "onnx-int8"], latency_ms=10, size_mb=5, hardware=hardware, progress=False)
+    assert len(found) == 2 * len(entries)
+    assert (1.4, "onnx") not in measured  # 6 M weights: over 5 MB in fp32 before anything is built
+    pick = sel.choose(found, 10, 5).pick
+    assert pick.measured
+    assert pick.accuracy is not None
+    assert (pick.entry.alpha, pick.backend) == (1.0, "onnx-int8")  # 70.8% int8 fits: 3.85 MB
+    below = [c for c in found if c.accuracy is not None and c.accuracy < pick.accuracy]
+    assert below
+    assert not any(c.measured for c in below)  # nothing less accurate than the pick was timed
+    assert all("not measured" in c.latency_source for c in found if not c.measured)
+    unknown = [c for c in found if c.accuracy is None]
+    assert unknown
+    assert pick not in unknown
+    everything = sel.survey(entries, ["onnx"], 10, 5, hardware=hardware, progress=False, measure_all=True)
+    assert all(c.measured for c in everything)
+
+
+def test_select_out_refuses_a_published_configuration(tmp_path):
+    from mobilenet.cost.roofline import HardwareProfile
+
+    pick = sel._predicted(sel.published_entries()[0], HardwareProfile.given(50, 10), "onnx")
+    with pytest.raises(InputError, match="no pretrained weights can be fetched here"):
+        sel.write_pick(pick, tmp_path / "out")

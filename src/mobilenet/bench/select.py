@@ -687,6 +687,7 @@ def write_pick(pick: Candidate, directory: str | os.PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     train = load_dataset(pick.entry.dataset, "train") if get_backend(pick.backend).precision == "int8" else None
     with tempfile.TemporaryDirectory() as tmp:
-        built = build_artifact(load(pick.entry.weights), pick.backend, pick.entry.resolution, tmp, train)
+        weights = pick.entry.weights
+        built = build_artifact(load(weights), pick.backend, pick.entry.resolution, tmp, train, checkpoint=weights)
         target = directory / f"{Path(pick.entry.weights).stem}.{pick.backend}{built.suffix}"
         return atomic_write(target, lambda out: shutil.copyfile(built, out))

@@ -11,7 +11,7 @@ import torch
 
 from mobilenet._io import InputError
 from mobilenet.deploy.backends import get_backend
-from mobilenet.deploy.onnx import export_onnx
+from mobilenet.deploy.onnx import export_checkpoint, export_onnx
 from mobilenet.deploy.quantize import quantize_onnx
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
@@ -45,10 +45,12 @@ def build_artifact(
     directory: str | os.PathLike,
     calibration=None,
     recipe: QuantizeRecipe | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> Path:
     """The file `backend` runs for `model` at `resolution`, in `directory` (reused when already there). int8 files
     are calibrated on `calibration` (a dataset's training split; default: 32 random images, for speed and size) by
-    `recipe` (default: the library's, with as many samples as the calibration set has)."""
+    `recipe` (default: the library's, with as many samples as the calibration set has). With `checkpoint` (the file
+    `model` was loaded from), its labels, normalization and dataset travel into the ONNX files' metadata."""
     artifact = get_backend(backend).artifact
     directory = Path(directory)
     path = directory / FILES[artifact]
@@ -57,7 +59,9 @@ def build_artifact(
     if artifact == "checkpoint":
         return save(model, path)
     fp32 = directory / FILES["onnx"]
-    if not fp32.is_file():
+    if not fp32.is_file() and checkpoint is not None:
+        export_checkpoint(checkpoint, fp32, resolution)
+    elif not fp32.is_file():
         export_onnx(model, fp32, resolution)
     if artifact == "onnx":
         return fp32

@@ -68,7 +68,7 @@ def export_onnx(
     if model.config.features_only:
         raise InputError("export a classifier: the model was built with features_only=True")
     check_resolution(model.arch, resolution)
-    fused = fuse(model).cpu()
+    fused = fuse(model).cpu().to(memory_format=torch.contiguous_format)  # channels_last weights pin the batch
     example = torch.zeros(1, model.config.in_chans, resolution, resolution)
     spec = InputSpec.default(model.config.in_chans, resolution) if spec is None else replace(spec, size=resolution)
     header = file_metadata(model.config, spec, **(metadata or {}))
