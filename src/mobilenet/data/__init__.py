@@ -19,18 +19,7 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-__all__ = [
-    "DATASETS",
-    "DATASET_NAMES",
-    "IMAGE_SUFFIXES",
-    "ArrayDataset",
-    "DatasetError",
-    "DatasetInfo",
-    "FolderDataset",
-    "augment_batch",
-    "load_dataset",
-    "normalize",
-]
+__all__ = sorted(["DATASETS", "DATASET_NAMES", "IMAGE_SUFFIXES", "DatasetInfo", *_EXPORTS])  # with the lazy names
 
 if TYPE_CHECKING:
     from mobilenet.data.datasets import ArrayDataset, DatasetError, FolderDataset, load_dataset

@@ -25,20 +25,7 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-__all__ = [
-    "Classifier",
-    "ExportReport",
-    "ModelFile",
-    "Prediction",
-    "QuantizeRecipe",
-    "evaluate_file",
-    "export_checkpoint",
-    "export_onnx",
-    "fuse",
-    "open_model",
-    "quantize_onnx",
-    "read_metadata",
-]
+__all__ = sorted(["QuantizeRecipe", *_EXPORTS])  # with the lazy names
 
 if TYPE_CHECKING:
     from mobilenet.deploy.folding import fuse

@@ -19,6 +19,16 @@ def _dim(value: object) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def _model_file(path: str | os.PathLike, threads: int | None) -> tuple[Path, dict[str, str]]:
+    """The path of an ONNX file to run with `threads`, and its metadata; errors name what is wrong."""
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be >= 1, got {threads}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    return path, read_metadata(path)
+
+
 class OnnxModel:
     """An ONNX file in ONNX Runtime: call it on a normalized float batch (N, C, H, W) to get logits.
 
@@ -29,12 +39,7 @@ class OnnxModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no such model file: {self.path}")
-        self.metadata = read_metadata(self.path)
+        self.path, self.metadata = _model_file(path, threads)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -96,12 +101,7 @@ class OpenVinoModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None, precision: str | None = "f32") -> None:
         import openvino
 
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no such model file: {self.path}")
-        self.metadata = read_metadata(self.path)
+        self.path, self.metadata = _model_file(path, threads)
         private = private_operators(self.path, self.metadata)
         if private:
             raise InputError(

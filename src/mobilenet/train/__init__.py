@@ -17,7 +17,7 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
-__all__ = ["EvalResult", "TrainConfig", "TrainingDiverged", "evaluate", "read_run_config", "train"]
+__all__ = sorted(["TrainConfig", "read_run_config", *_EXPORTS])  # with the lazy names
 
 if TYPE_CHECKING:
     from mobilenet.train.evaluation import EvalResult, evaluate
