@@ -69,10 +69,12 @@ class ReportData:
 
 
 def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> list[dict[str, float]]:
-    """Measured latency relative to alpha = 1 at 224 px, against the MACs ratio, for the candidates of one version."""
+    """Measured latency relative to alpha = 1 at 224 px, against the MACs ratio, for the measured candidates of one
+    version in one backend (none when the sweep did not measure them: `--measure-all`)."""
     backends = [c.backend for c in candidates]
     backend = "onnx" if "onnx" in backends else (backends or [""])[0]  # one runtime's figures
-    group = [c for c in candidates if c.entry.name == name and not c.entry.options and c.backend == backend]
+    group = [c for c in candidates if c.entry.name == name and not c.entry.options and c.backend == backend
+             and c.measured]  # a predicted latency would only echo the roofline's MACs  # fmt: skip
     base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == BASE_RESOLUTION), None)
     if base is None:
         return []

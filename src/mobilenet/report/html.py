@@ -287,6 +287,12 @@ def render_html(data: ReportData) -> str:
                 ],
             ),
         ]
+    else:
+        parts += [
+            "<h2>Scaling with α and ρ</h2><p class='note'>Not measured in this run: the survey timed only what could "
+            "decide the pick. <code>--measure-all</code> times every member and draws measured latency against the "
+            "α²ρ² law here.</p>"
+        ]
     parts += [
         "<h2>Every candidate</h2>",
         _table(
