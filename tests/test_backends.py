@@ -124,10 +124,27 @@ def test_select_out_writes_the_picks_file_from_the_checkpoint_its_results_name(t
     weights = tmp_path / "v3s.safetensors"
     shutil.copyfile(WEIGHTS, weights)
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([{"file": weights.name, "model": "mobilenet_v3_small", "alpha": 1.0,
-                                    "small_input": True, "top1": 94.16}]))  # fmt: skip
-    argv = ["select", "--accuracy", str(results), "--backend", "onnx", "--latency-ms", "1000", "--threads", "1",
-            "--no-cache", "--quiet", "--out", str(tmp_path / "deploy"), "--json"]  # fmt: skip
+    results.write_text(
+        json.dumps(
+            [{"file": weights.name, "model": "mobilenet_v3_small", "alpha": 1.0, "small_input": True, "top1": 94.16}]
+        )
+    )
+    argv = [
+        "select",
+        "--accuracy",
+        str(results),
+        "--backend",
+        "onnx",
+        "--latency-ms",
+        "1000",
+        "--threads",
+        "1",
+        "--no-cache",
+        "--quiet",
+        "--out",
+        str(tmp_path / "deploy"),
+        "--json",
+    ]
     assert main(argv) == 0
     assert "written:" in json.loads(capsys.readouterr().out)["message"]
     (written,) = (tmp_path / "deploy").iterdir()

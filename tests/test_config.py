@@ -33,12 +33,22 @@ def test_every_version_option_has_exactly_one_rule():
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"t": "6"}, "t .* must be a number"), ({"t": 0}, "t .* must be a number"), ({"shallow": 1}, "True or False"),
-     ({"activation": "gelu"}, "activation must be one of"), ({"head": None}, "head must be one of")],
-)  # fmt: skip
+    [
+        ({"t": "6"}, "t .* must be a number"),
+        ({"t": 0}, "t .* must be a number"),
+        ({"shallow": 1}, "True or False"),
+        ({"activation": "gelu"}, "activation must be one of"),
+        ({"head": None}, "head must be one of"),
+    ],
+)
 def test_a_wrong_option_cannot_be_held(options, message):
-    name = "mobilenet_v2" if "t" in options else "mobilenet_v1" if "shallow" in options or "activation" in options \
-        else "mobilenet_v3_small"  # fmt: skip
+    name = (
+        "mobilenet_v2"
+        if "t" in options
+        else "mobilenet_v1"
+        if "shallow" in options or "activation" in options
+        else "mobilenet_v3_small"
+    )
     with pytest.raises(InputError, match=message):
         make_config(name, **options)
 

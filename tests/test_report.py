@@ -22,8 +22,10 @@ def candidates():
     grid = [("mobilenet_v2", a, r, 60 + 10 * a + r / 50, 2.0 * a * a * (r / 224) ** 2, 3.5 * a * a)
             for a in (0.5, 1.0) for r in (160, 224)]  # fmt: skip
     grid += [("mobilenet_v3_small", 1.0, 224, 67.5, 1.2, 10.2), ("mobilenet_v1", 1.0, 224, 70.6, 3.3, 16.9)]
-    return [Candidate(Entry(make_config(n, alpha=a), r, acc, "test"), ms, "measured: test", mb, "test")
-            for n, a, r, acc, ms, mb in grid]  # fmt: skip
+    return [
+        Candidate(Entry(make_config(n, alpha=a), r, acc, "test"), ms, "measured: test", mb, "test")
+        for n, a, r, acc, ms, mb in grid
+    ]
 
 
 @pytest.fixture(scope="module")

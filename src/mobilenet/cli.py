@@ -82,13 +82,26 @@ _SHARED: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     ),
     "batch_size": (("--batch-size",), {"type": COUNT, "help": "images per call (default %(default)s)"}),
     "num_classes": (("--num-classes",), {"type": COUNT, "help": "classifier outputs (default %(default)s)"}),
-    "dataset": (("--dataset",), {"choices": DATASET_NAMES, "default": TrainConfig.dataset,
-                                 "help": "dataset (default %(default)s; folder: DIR/train/<class>/*, DIR/test/...)"}),
+    "dataset": (
+        ("--dataset",),
+        {
+            "choices": DATASET_NAMES,
+            "default": TrainConfig.dataset,
+            "help": "dataset (default %(default)s; folder: DIR/train/<class>/*, DIR/test/...)",
+        },
+    ),
     "data_dir": (("--data-dir",), {"default": None, "help": "directory of the dataset's files (or the image folder)"}),
-    "file_backend": (("--backend",), {"dest": "backend", "choices": BACKENDS, "default": None,
-                                      "help": "what runs the file (default: onnx for .onnx, torch for checkpoints); "
-                                              "a runtime that cannot run it correctly refuses it"}),
-}  # fmt: skip
+    "file_backend": (
+        ("--backend",),
+        {
+            "dest": "backend",
+            "choices": BACKENDS,
+            "default": None,
+            "help": "what runs the file (default: onnx for .onnx, torch for checkpoints); "
+            "a runtime that cannot run it correctly refuses it",
+        },
+    ),
+}
 
 
 def _add(parser, *names: str, aliases: tuple[str, ...] = (), **defaults: object) -> None:
@@ -107,11 +120,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model name and the `create_model` knobs, for every verb that builds a model."""
     parser.add_argument("name", help="model name, e.g. mobilenet_v2 (see `mobilenet family`)")
     group = parser.add_argument_group("model")
-    group.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"], help="width multiplier (default "
-                       "%(default)s)")  # fmt: skip
+    group.add_argument(
+        "--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"], help="width multiplier (default %(default)s)"
+    )
     _add(group, "num_classes", num_classes=_MODEL_DEFAULTS["num_classes"])
-    group.add_argument("--in-chans", type=COUNT, default=_MODEL_DEFAULTS["in_chans"], help="input channels (default "
-                       "%(default)s)")  # fmt: skip
+    group.add_argument(
+        "--in-chans", type=COUNT, default=_MODEL_DEFAULTS["in_chans"], help="input channels (default %(default)s)"
+    )
     group.add_argument(
         "--small-input", action="store_true", help="stem and first downsampling stage at stride 1 (28-64 px images)"
     )
@@ -165,8 +180,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )
     parser.add_argument("--no-cache", action="store_true", help="measure everything, store nothing")
-    parser.add_argument("--measure-all", action="store_true",
-                        help="time every candidate, not only those that can decide the pick")  # fmt: skip
+    parser.add_argument(
+        "--measure-all", action="store_true", help="time every candidate, not only those that can decide the pick"
+    )
     parser.add_argument("--refresh", action="store_true", help="re-measure every member, replacing its cached figure")
     _add(parser, "quiet")
 
@@ -324,10 +340,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = model_config(args)
     if args.backend == "all":
         return _bench_all(args, config)
-    timing, facts = measure(config, args.resolution, args.backend, args.batch_size, args.threads, args.min_runs,
-                            args.min_time)  # fmt: skip
-    result = {"name": config.name, "alpha": config.alpha, "config": config.to_dict(), "resolution": args.resolution,
-              **facts, **timing.to_dict()}  # fmt: skip
+    timing, facts = measure(
+        config, args.resolution, args.backend, args.batch_size, args.threads, args.min_runs, args.min_time
+    )
+    result = {
+        "name": config.name,
+        "alpha": config.alpha,
+        "config": config.to_dict(),
+        "resolution": args.resolution,
+        **facts,
+        **timing.to_dict(),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -350,14 +373,18 @@ def _bench_all(args: argparse.Namespace, config: ModelConfig) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {rows[0]['threads']} "
-          f"thread(s), every deployment backend this machine supports, {args.rounds} interleaved rounds "
-          f"({machine_id()})")  # fmt: skip
+    print(
+        f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {rows[0]['threads']} "
+        f"thread(s), every deployment backend this machine supports, {args.rounds} interleaved rounds "
+        f"({machine_id()})"
+    )
     print(f"  {'backend':<16}{'median ms':>10}{'p10':>8}{'p90':>8}{'file MB':>9}{'x onnx':>8}")
     for row in rows:
         ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
-        print(f"  {row['backend']:<16}{row['median_ms']:>10.3f}{row['p10_ms']:>8.3f}{row['p90_ms']:>8.3f}"
-              f"{row['size_mb']:>9.2f}{ratio:>8}")  # fmt: skip
+        print(
+            f"  {row['backend']:<16}{row['median_ms']:>10.3f}{row['p10_ms']:>8.3f}{row['p90_ms']:>8.3f}"
+            f"{row['size_mb']:>9.2f}{ratio:>8}"
+        )
     return 0
 
 
@@ -365,10 +392,21 @@ def _candidates(args: argparse.Namespace, hardware=None):
     """The candidates of `select` and `report` (`hardware`: the roofline's profile for --predict)."""
     from mobilenet.bench.select import candidates
 
-    return candidates(args.accuracy, args.models, args.backend, args.threads, args.predict, args.cache,
-                      use_cache=not args.no_cache, refresh=args.refresh, hardware=hardware,
-                      progress=not args.quiet and not getattr(args, "json", False), latency_ms=args.latency_ms,
-                      size_mb=args.size_mb, measure_all=args.measure_all)  # fmt: skip
+    return candidates(
+        args.accuracy,
+        args.models,
+        args.backend,
+        args.threads,
+        args.predict,
+        args.cache,
+        use_cache=not args.no_cache,
+        refresh=args.refresh,
+        hardware=hardware,
+        progress=not args.quiet and not getattr(args, "json", False),
+        latency_ms=args.latency_ms,
+        size_mb=args.size_mb,
+        measure_all=args.measure_all,
+    )
 
 
 def _percent(value: float | None) -> str:
@@ -396,9 +434,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     backends = sorted({c.backend for c in candidates})
     measured = sum(c.measured for c in candidates)
     mode = "all PREDICTED by the roofline" if args.predict else f"{measured} measured here, the rest predicted"
-    print(f"{len(candidates)} candidates (members x backends {', '.join(backends)}), latency {mode}; accuracy "
-          f"{'from the published ImageNet tables' if args.accuracy == 'published' else 'from ' + str(args.accuracy)}"
-          f", per precision")  # fmt: skip
+    print(
+        f"{len(candidates)} candidates (members x backends {', '.join(backends)}), latency {mode}; accuracy "
+        f"{'from the published ImageNet tables' if args.accuracy == 'published' else 'from ' + str(args.accuracy)}"
+        f", per precision"
+    )
     for cache in caches.values():
         if cache is not None and cache.data:
             print(f"latency cache: {cache.path}")
@@ -410,8 +450,9 @@ def cmd_select(args: argparse.Namespace) -> int:
         print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {_percent(c.accuracy):>7}{mark}")
     budgets = ", ".join(f"{v:g} {u}" for v, u in ((args.latency_ms, "ms"), (args.size_mb, "MB")) if v is not None)
     print(f"\nbudget: {budgets}")
-    print(choice.message if choice.pick is None else
-          f"{choice.message}\n  latency source: {choice.pick.latency_source}")  # fmt: skip
+    print(
+        choice.message if choice.pick is None else f"{choice.message}\n  latency source: {choice.pick.latency_source}"
+    )
     if choice.reasons:
         print("nearest alternatives:")
         for c, why in choice.reasons:
@@ -448,10 +489,17 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict[str, object]]] = {
     "train_samples": ("data", {"type": COUNT, "help": "train on a seeded subset of this size"}),
     "val_samples": ("data", {"type": _integer(0), "help": "held out from the training set (default %(default)s)"}),
     "padding": ("data", {"type": _integer(0), "help": "random-crop padding (default side // 8)"}),
-    "flip": ("data", {"action": argparse.BooleanOptionalAction,
-                      "help": "horizontal flips (default: where the dataset's classes survive a mirror)"}),
-    "erasing": ("data", {"type": _real(0, strict=False, high=1.000001),
-                         "help": "random-erasing probability (default %(default)s)"}),
+    "flip": (
+        "data",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "horizontal flips (default: where the dataset's classes survive a mirror)",
+        },
+    ),
+    "erasing": (
+        "data",
+        {"type": _real(0, strict=False, high=1.000001), "help": "random-erasing probability (default %(default)s)"},
+    ),
     "epochs": ("optimization", {"type": COUNT, "help": "(default %(default)s)"}),
     "batch_size": ("optimization", {"type": COUNT, "help": "per process (default %(default)s)"}),
     "optimizer": ("optimization", {"choices": OPTIMIZERS, "help": "(default %(default)s)"}),
@@ -461,14 +509,16 @@ _TRAIN_FLAGS: dict[str, tuple[str, dict[str, object]]] = {
     "label_smoothing": ("optimization", {"type": FRACTION, "help": "(default %(default)s)"}),
     "warmup_epochs": ("optimization", {"type": NON_NEGATIVE, "help": "(default %(default)s)"}),
     "ema_decay": ("optimization", {"type": FRACTION, "help": "EMA of weights; 0 turns it off (default %(default)s)"}),
-    "bn_momentum": ("optimization", {"type": _real(0, strict=True, high=1.000001),
-                                     "help": "BN running-statistics momentum (default %(default)s)"}),
+    "bn_momentum": (
+        "optimization",
+        {"type": _real(0, strict=True, high=1.000001), "help": "BN running-statistics momentum (default %(default)s)"},
+    ),
     "bf16": ("optimization", {"action": argparse.BooleanOptionalAction, "help": "bfloat16 autocast"}),
     "channels_last": ("optimization", {"action": argparse.BooleanOptionalAction, "help": "channels-last memory"}),
     "compile": ("optimization", {"action": "store_true", "help": "torch.compile the model"}),
     "seed": ("optimization", {"type": _integer(0), "help": "(default %(default)s)"}),
     "num_threads": ("optimization", {"type": THREADS, "help": "torch threads per process"}),
-}  # fmt: skip
+}
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
@@ -481,8 +531,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
     add_version_options(group)
-    group.add_argument("--dropout", type=_real(0, strict=False, high=1), default=None,
-                       help="before the classifier (default: the version's)")  # fmt: skip
+    group.add_argument(
+        "--dropout",
+        type=_real(0, strict=False, high=1),
+        default=None,
+        help="before the classifier (default: the version's)",
+    )
     groups = {"data": parser.add_argument_group("data"), "optimization": parser.add_argument_group("optimization")}
     _add(groups["data"], "dataset", "data_dir")
     for name, (group_name, keywords) in _TRAIN_FLAGS.items():
@@ -497,8 +551,13 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The `TrainConfig` of parsed `train` flags."""
     small_input = default_small_input(args.dataset, args.image_size) if args.small_input is None else args.small_input
     model = make_config(args.model, args.alpha, small_input=small_input, dropout=args.dropout, **version_options(args))
-    return TrainConfig(out=args.out, model=model, dataset=args.dataset, data_dir=args.data_dir,
-                       **{name: getattr(args, name) for name in _TRAIN_FLAGS})  # fmt: skip
+    return TrainConfig(
+        out=args.out,
+        model=model,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        **{name: getattr(args, name) for name in _TRAIN_FLAGS},
+    )
 
 
 def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -538,8 +597,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.plot:
         check_output(args.plot)
-    result, classes = evaluate_file(args.file, args.dataset, args.split, args.data_dir, args.batch_size,
-                                    args.image_size, args.threads, args.backend)  # fmt: skip
+    result, classes = evaluate_file(
+        args.file, args.dataset, args.split, args.data_dir, args.batch_size, args.image_size, args.threads, args.backend
+    )
     if args.plot:
         plot_confusion(result, classes, args.plot, title=f"{args.file} on {args.dataset} {args.split}")
     if args.json:
@@ -558,17 +618,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from mobilenet.bench.compare import quantize_and_compare
 
-    recipe = QuantizeRecipe(args.samples, args.method, args.per_channel, args.activations, tuple(args.exclude),
-                            args.portable, args.float_stem)  # fmt: skip
-    report = quantize_and_compare(args.file, args.out, args.dataset, args.data_dir, recipe, args.threads,
-                                  evaluate=not args.no_eval)  # fmt: skip
+    recipe = QuantizeRecipe(
+        args.samples,
+        args.method,
+        args.per_channel,
+        args.activations,
+        tuple(args.exclude),
+        args.portable,
+        args.float_stem,
+    )
+    report = quantize_and_compare(
+        args.file, args.out, args.dataset, args.data_dir, recipe, args.threads, evaluate=not args.no_eval
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     operators = "standard ONNX operators only" if args.portable else "h-swish/h-sigmoid as ONNX Runtime int8 ops"
-    print(f"wrote {report['int8']['path']} (int8 QDQ, per-channel={args.per_channel}, {args.activations} "
-          f"activations, {args.method} calibration on {args.samples} {args.dataset} training images; "
-          f"{operators})")  # fmt: skip
+    print(
+        f"wrote {report['int8']['path']} (int8 QDQ, per-channel={args.per_channel}, {args.activations} "
+        f"activations, {args.method} calibration on {args.samples} {args.dataset} training images; "
+        f"{operators})"
+    )
     print(f"{'':6}{'size MB':>9}{'latency ms':>12}{'test top-1':>12}   (batch 1, {args.threads or 'all'} threads)")
     for name in ("fp32", "int8"):
         row = report[name]
@@ -658,13 +728,21 @@ def _add_bench(verbs) -> None:
     )
     add_model_arguments(be)
     _add(be, "resolution", "batch_size", "threads", batch_size=1)
-    be.add_argument("--backend", choices=(*BACKENDS, "all"), default="torch",
-                    help="what runs the model (default torch); all: every deployment backend this machine supports, "
-                         "timed in interleaved rounds, with the ratio to onnx")  # fmt: skip
+    be.add_argument(
+        "--backend",
+        choices=(*BACKENDS, "all"),
+        default="torch",
+        help="what runs the model (default torch); all: every deployment backend this machine supports, "
+        "timed in interleaved rounds, with the ratio to onnx",
+    )
     be.add_argument("--rounds", type=COUNT, default=ROUNDS, help="with --backend all: rounds (default %(default)s)")
     be.add_argument("--min-runs", type=COUNT, default=MIN_RUNS, help="timed calls at least (default %(default)s)")
-    be.add_argument("--min-time", type=NON_NEGATIVE, default=MIN_TIME_S,
-                    help="seconds of timed calls at least (default %(default)s)")  # fmt: skip
+    be.add_argument(
+        "--min-time",
+        type=NON_NEGATIVE,
+        default=MIN_TIME_S,
+        help="seconds of timed calls at least (default %(default)s)",
+    )
     _add(be, "json")
     be.set_defaults(func=cmd_bench)
 
@@ -680,8 +758,12 @@ def _add_select(verbs) -> None:
     )
     se.add_argument("--latency-ms", type=POSITIVE, default=None, help="latency budget, batch 1 (e.g. 10)")
     se.add_argument("--size-mb", type=POSITIVE, default=None, help="size budget of the deployed file (e.g. 5)")
-    se.add_argument("--out", default=None, help="write the pick's ready-to-run file into this folder (candidates "
-                    "from a results file that names its checkpoints, such as weights/manifest.json)")  # fmt: skip
+    se.add_argument(
+        "--out",
+        default=None,
+        help="write the pick's ready-to-run file into this folder (candidates "
+        "from a results file that names its checkpoints, such as weights/manifest.json)",
+    )
     add_sweep_arguments(se)
     _add(se, "json")
     se.set_defaults(func=cmd_select)
@@ -746,8 +828,9 @@ def _add_quantize(verbs) -> None:
     qu.add_argument("--out", required=True, help="output .onnx path")
     _add(qu, "dataset", aliases=("--calibrate",))  # its training images calibrate, its test images evaluate
     _add(qu, "data_dir")
-    qu.add_argument("--samples", type=COUNT, default=QuantizeRecipe.samples,
-                    help="calibration images (default %(default)s)")  # fmt: skip
+    qu.add_argument(
+        "--samples", type=COUNT, default=QuantizeRecipe.samples, help="calibration images (default %(default)s)"
+    )
     qu.add_argument("--method", choices=METHODS, default=QuantizeRecipe.method, help="calibrator (default %(default)s)")
     qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=QuantizeRecipe.per_channel)
     qu.add_argument("--activations", choices=ACTIVATION_TYPES, default=QuantizeRecipe.activations)
@@ -776,8 +859,12 @@ def _add_convert(verbs) -> None:
     convert = verbs.add_parser("convert", help="convert a torchvision MobileNetV2/V3 checkpoint to ours")
     convert.add_argument("source", help="torchvision state dict (.pth/.pt loaded with weights_only, .safetensors)")
     convert.add_argument("--arch", required=True, choices=TORCHVISION_ARCHS)
-    convert.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"],
-                         help="torchvision's width_mult (default %(default)s)")  # fmt: skip
+    convert.add_argument(
+        "--alpha",
+        type=POSITIVE,
+        default=_MODEL_DEFAULTS["alpha"],
+        help="torchvision's width_mult (default %(default)s)",
+    )
     _add(convert, "num_classes", num_classes=None)
     convert.add_argument("--prefix", default="", help="take only keys under this prefix, with it stripped")
     convert.add_argument("--out", required=True, help="output .safetensors path")

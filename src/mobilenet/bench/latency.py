@@ -229,9 +229,17 @@ def compare_backends(
     rows = []
     for name in names:
         ms = np.array(times[name]) * 1e3
-        rows.append({"backend": name, "median_ms": float(np.median(ms)), "p10_ms": float(np.percentile(ms, 10)),
-                     "p90_ms": float(np.percentile(ms, 90)), "runs": len(ms), "rounds": rounds,
-                     **{k: v for k, v in runners[name][1].items() if k != "backend"}})  # fmt: skip
+        rows.append(
+            {
+                "backend": name,
+                "median_ms": float(np.median(ms)),
+                "p10_ms": float(np.percentile(ms, 10)),
+                "p90_ms": float(np.percentile(ms, 90)),
+                "runs": len(ms),
+                "rounds": rounds,
+                **{k: v for k, v in runners[name][1].items() if k != "backend"},
+            }
+        )
     reference = next((row["median_ms"] for row in rows if row["backend"] == REFERENCE_BACKEND), None)
     for row in rows:
         row["ratio"] = reference / row["median_ms"] if reference else None

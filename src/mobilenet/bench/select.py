@@ -73,8 +73,9 @@ class Entry:
 
     def key(self) -> str:
         c, options = self.config, ",".join(f"{k}={v}" for k, v in self.options)
-        return (f"{c.name}|a={c.alpha}|r={self.resolution}|{options}|c={c.in_chans}|k={c.num_classes}"
-                f"|small={c.small_input}")  # fmt: skip
+        return (
+            f"{c.name}|a={c.alpha}|r={self.resolution}|{options}|c={c.in_chans}|k={c.num_classes}|small={c.small_input}"
+        )
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,24 @@ class Candidate:
 
     def to_dict(self) -> dict[str, object]:
         e = self.entry
-        return {"name": e.name, "alpha": e.alpha, "resolution": e.resolution, "options": dict(e.options),
-                "backend": self.backend, "config": e.config.to_dict(), "label": self.label,
-                "latency_ms": self.latency_ms, "size_mb": self.size_mb, "accuracy": self.accuracy,
-                "accuracy_source": self.accuracy_source, "accuracy_kind": self.accuracy_kind,
-                "latency_source": self.latency_source, "size_source": self.size_source,
-                "latency_spread": self.spread, "measured": self.measured}  # fmt: skip
+        return {
+            "name": e.name,
+            "alpha": e.alpha,
+            "resolution": e.resolution,
+            "options": dict(e.options),
+            "backend": self.backend,
+            "config": e.config.to_dict(),
+            "label": self.label,
+            "latency_ms": self.latency_ms,
+            "size_mb": self.size_mb,
+            "accuracy": self.accuracy,
+            "accuracy_source": self.accuracy_source,
+            "accuracy_kind": self.accuracy_kind,
+            "latency_source": self.latency_source,
+            "size_source": self.size_source,
+            "latency_spread": self.spread,
+            "measured": self.measured,
+        }
 
     @property
     def label(self) -> str:
@@ -367,9 +380,19 @@ def sweep(
     roofline on `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is
     measured again and replaces its cached figure one at a time: an interrupted refresh keeps the older figures it
     did not reach. Each candidate's accuracy is the one for the backend's precision (`accuracy_for`)."""
-    return survey(entries, [backend], threads=threads, batch=batch, caches={backend: cache}, predict=predict,
-                  progress=progress, min_time_s=min_time_s, hardware=hardware, refresh=refresh,
-                  measure_all=True)  # fmt: skip
+    return survey(
+        entries,
+        [backend],
+        threads=threads,
+        batch=batch,
+        caches={backend: cache},
+        predict=predict,
+        progress=progress,
+        min_time_s=min_time_s,
+        hardware=hardware,
+        refresh=refresh,
+        measure_all=True,
+    )
 
 
 def accuracy_for(entry: Entry, backend: str) -> tuple[float | None, str, str]:
@@ -385,8 +408,11 @@ def accuracy_for(entry: Entry, backend: str) -> tuple[float | None, str, str]:
         changed = tuple(sorted(entry.config.changed_options().items()))
         for row in PUBLISHED_INT8:  # the first row of a configuration: TF-slim's lineage, as the float figures are
             if (row.name, row.alpha, row.resolution, tuple(sorted(row.options))) == (
-                entry.name, entry.alpha, entry.resolution, changed,
-            ):  # fmt: skip
+                entry.name,
+                entry.alpha,
+                entry.resolution,
+                changed,
+            ):
                 return row.top1, f"ImageNet top-1 of the int8 model, {row.source}", f"published int8 ({row.method})"
     return None, "unknown: no int8 figure is published or was measured for this configuration", UNKNOWN
 
@@ -459,8 +485,19 @@ def survey(
                 else:
                     if bar is not None:
                         bar.set_postfix_str(f"{entry.name} {entry.alpha} @{entry.resolution} {backend}", refresh=True)
-                    out[k] = _measured(entry, backend, accuracy, source, kind, caches.get(backend), threads, batch,
-                                       min_time_s, refresh, Path(tmp) / str(entries.index(entry)))  # fmt: skip
+                    out[k] = _measured(
+                        entry,
+                        backend,
+                        accuracy,
+                        source,
+                        kind,
+                        caches.get(backend),
+                        threads,
+                        batch,
+                        min_time_s,
+                        refresh,
+                        Path(tmp) / str(entries.index(entry)),
+                    )
                     fits = (latency_ms is None or out[k].latency_ms <= latency_ms) and (
                         size_mb is None or out[k].size_mb <= size_mb
                     )
@@ -499,8 +536,18 @@ def _measured(entry, backend, accuracy, source, kind, cache, threads, batch, min
     spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
     latency_source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
                       f"({spread}), {cached['measured_at']}")  # fmt: skip
-    return Candidate(entry, cached["median_ms"], latency_source, cached["size_mb"], f"{backend} file",
-                     cached["spread"], backend, accuracy, source, kind)  # fmt: skip
+    return Candidate(
+        entry,
+        cached["median_ms"],
+        latency_source,
+        cached["size_mb"],
+        f"{backend} file",
+        cached["spread"],
+        backend,
+        accuracy,
+        source,
+        kind,
+    )
 
 
 def _predicted(entry: Entry, hardware, backend: str, accuracy=None, source="", kind="") -> Candidate:
@@ -560,8 +607,19 @@ def candidates(
     if use_cache and not predict:
         directory = Path(cache) if cache else cache_dir()
         caches = {name: LatencyCache.open(directory, machine_id(), name, threads, 1) for name in backends}
-    found = survey(entries, backends, latency_ms, size_mb, threads, caches=caches, predict=predict, hardware=hardware,
-                   progress=progress, refresh=refresh, measure_all=measure_all)  # fmt: skip
+    found = survey(
+        entries,
+        backends,
+        latency_ms,
+        size_mb,
+        threads,
+        caches=caches,
+        predict=predict,
+        hardware=hardware,
+        progress=progress,
+        refresh=refresh,
+        measure_all=measure_all,
+    )
     return found, caches
 
 

@@ -429,6 +429,14 @@ def family(num_classes: int = 1000) -> list[dict[str, object]]:
         for alpha in spec.published_alphas:
             for resolution in spec.published_resolutions:
                 report = profile(spec.name, resolution=resolution, alpha=alpha, num_classes=num_classes)
-                rows.append({"name": spec.name, "alpha": alpha, "resolution": resolution, "macs": report.macs,
-                             "params": report.params, "receptive_field": report.receptive_field})  # fmt: skip
+                rows.append(
+                    {
+                        "name": spec.name,
+                        "alpha": alpha,
+                        "resolution": resolution,
+                        "macs": report.macs,
+                        "params": report.params,
+                        "receptive_field": report.receptive_field,
+                    }
+                )
     return rows

@@ -21,25 +21,55 @@ class DatasetInfo:
 
 
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", FASHION_CLASSES, 1, 28, (0.2860,), (0.3530,), True,
-        "/usr/share/datasets/fashion-mnist", "MOBILENET_FASHION_MNIST_DIR",
+        "fashion-mnist",
+        FASHION_CLASSES,
+        1,
+        28,
+        (0.2860,),
+        (0.3530,),
+        True,
+        "/usr/share/datasets/fashion-mnist",
+        "MOBILENET_FASHION_MNIST_DIR",
     ),
     "mnist": DatasetInfo(
-        "mnist", tuple(str(d) for d in range(10)), 1, 28, (0.1307,), (0.3081,), False,
-        "/usr/share/datasets/mnist", "MOBILENET_MNIST_DIR",
+        "mnist",
+        tuple(str(d) for d in range(10)),
+        1,
+        28,
+        (0.1307,),
+        (0.3081,),
+        False,
+        "/usr/share/datasets/mnist",
+        "MOBILENET_MNIST_DIR",
     ),
     "cifar10": DatasetInfo(
-        "cifar10", CIFAR10_CLASSES, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True,
-        str(Path.home() / ".cache" / "mobilenet" / "cifar10"), "MOBILENET_CIFAR10_DIR",
+        "cifar10",
+        CIFAR10_CLASSES,
+        3,
+        32,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        True,
+        str(Path.home() / ".cache" / "mobilenet" / "cifar10"),
+        "MOBILENET_CIFAR10_DIR",
     ),
-}  # fmt: skip
+}
 
 # `load_dataset`'s names: the datasets above, and "folder" (ImageFolder layout: one subfolder per class).
 DATASET_NAMES = (*DATASETS, "folder")

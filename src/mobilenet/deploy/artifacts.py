@@ -18,8 +18,12 @@ from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
 from mobilenet.model import MobileNet
 from mobilenet.weights import save
 
-FILES = {"checkpoint": "model.safetensors", "onnx": "model.onnx", "onnx-int8": "model.int8.onnx",
-         "onnx-int8-portable": "model.int8-portable.onnx"}  # fmt: skip
+FILES = {
+    "checkpoint": "model.safetensors",
+    "onnx": "model.onnx",
+    "onnx-int8": "model.int8.onnx",
+    "onnx-int8-portable": "model.int8-portable.onnx",
+}
 
 
 class RandomCalibration:
@@ -67,9 +71,18 @@ def build_artifact(
         return fp32
     calibration = calibration or RandomCalibration(model.config.in_chans, resolution)
     recipe = recipe or QuantizeRecipe(samples=min(QuantizeRecipe.samples, len(calibration)))
-    return quantize_onnx(fp32, path, calibration, recipe.samples, recipe.method, recipe.per_channel,
-                         recipe.activations, recipe.exclude, portable=artifact == "onnx-int8-portable",
-                         float_stem=recipe.float_stem)  # fmt: skip
+    return quantize_onnx(
+        fp32,
+        path,
+        calibration,
+        recipe.samples,
+        recipe.method,
+        recipe.per_channel,
+        recipe.activations,
+        recipe.exclude,
+        portable=artifact == "onnx-int8-portable",
+        float_stem=recipe.float_stem,
+    )
 
 
 def load_artifact(path: str | os.PathLike, backend: str, threads: int | None = None) -> OnnxModel | OpenVinoModel:

@@ -37,17 +37,41 @@ BACKENDS: dict[str, Backend] = {
         Backend("torch-fused", "torch", "fp32", "checkpoint", False, "PyTorch, BN folded, channels_last"),
         Backend("compile", "torch", "fp32", "checkpoint", False, "torch.compile"),
         Backend("onnx", "onnxruntime", "fp32", "onnx", True, "ONNX Runtime, fp32"),
-        Backend("onnx-int8", "onnxruntime", "int8", "onnx-int8", True,
-                "ONNX Runtime, int8 QDQ with its private h-swish operators"),
-        Backend("onnx-int8-portable", "onnxruntime", "int8", "onnx-int8-portable", False,
-                "ONNX Runtime, int8 QDQ of standard operators only"),
+        Backend(
+            "onnx-int8",
+            "onnxruntime",
+            "int8",
+            "onnx-int8",
+            True,
+            "ONNX Runtime, int8 QDQ with its private h-swish operators",
+        ),
+        Backend(
+            "onnx-int8-portable",
+            "onnxruntime",
+            "int8",
+            "onnx-int8-portable",
+            False,
+            "ONNX Runtime, int8 QDQ of standard operators only",
+        ),
         Backend("openvino", "openvino", "fp32", "onnx", True, "OpenVINO, fp32 (inference precision f32)"),
-        Backend("openvino-bf16", "openvino", "bf16", "onnx", True,
-                "OpenVINO at bf16 inference precision (CPUs with AVX-512 BF16 or AMX)"),
-        Backend("openvino-int8", "openvino", "int8", "onnx-int8-portable", True,
-                "OpenVINO, int8 kernels from the portable QDQ file"),
+        Backend(
+            "openvino-bf16",
+            "openvino",
+            "bf16",
+            "onnx",
+            True,
+            "OpenVINO at bf16 inference precision (CPUs with AVX-512 BF16 or AMX)",
+        ),
+        Backend(
+            "openvino-int8",
+            "openvino",
+            "int8",
+            "onnx-int8-portable",
+            True,
+            "OpenVINO, int8 kernels from the portable QDQ file",
+        ),
     )
-}  # fmt: skip
+}
 BACKEND_NAMES = tuple(BACKENDS)
 DEPLOY_BACKENDS = tuple(name for name, b in BACKENDS.items() if b.deploy)
 REFERENCE_BACKEND = "onnx"  # what `bench --backend all` gives its ratios against

@@ -73,8 +73,9 @@ def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> li
     version in one backend (none when the sweep did not measure them: `--measure-all`)."""
     backends = [c.backend for c in candidates]
     backend = "onnx" if "onnx" in backends else (backends or [""])[0]  # one runtime's figures
-    group = [c for c in candidates if c.entry.name == name and not c.entry.options and c.backend == backend
-             and c.measured]  # a predicted latency would only echo the roofline's MACs  # fmt: skip
+    group = [
+        c for c in candidates if c.entry.name == name and not c.entry.options and c.backend == backend and c.measured
+    ]  # a predicted latency would only echo the roofline's MACs
     base = next((c for c in group if c.entry.alpha == 1.0 and c.entry.resolution == BASE_RESOLUTION), None)
     if base is None:
         return []

@@ -45,8 +45,17 @@ def _pyplot():
     return plt
 
 
-BACKEND_MARKERS = {"onnx": "o", "onnx-int8": "s", "onnx-int8-portable": "P", "openvino": "^", "openvino-bf16": "D",
-                   "openvino-int8": "v", "torch": "x", "torch-fused": "+", "compile": "*"}  # fmt: skip
+BACKEND_MARKERS = {
+    "onnx": "o",
+    "onnx-int8": "s",
+    "onnx-int8-portable": "P",
+    "openvino": "^",
+    "openvino-bf16": "D",
+    "openvino-int8": "v",
+    "torch": "x",
+    "torch-fused": "+",
+    "compile": "*",
+}
 
 
 def plot_pareto(choice: dict, latency_ms: float | None, size_mb: float | None, frontiers: dict | None = None) -> str:
@@ -60,25 +69,46 @@ def plot_pareto(choice: dict, latency_ms: float | None, size_mb: float | None, f
     for name, color in VERSION_COLORS.items():
         for backend, marker in BACKEND_MARKERS.items():
             for measured in (True, False):
-                group = [c for c in candidates if (c["name"], c["backend"], c.get("measured", True)) ==
-                         (name, backend, measured)]  # fmt: skip
+                group = [
+                    c
+                    for c in candidates
+                    if (c["name"], c["backend"], c.get("measured", True)) == (name, backend, measured)
+                ]
                 if not group:
                     continue
-                ax.scatter([c["latency_ms"] for c in group], [c["accuracy"] for c in group],
-                           s=[20 + 300 * c["size_mb"] / largest for c in group], marker=marker,
-                           facecolors=color if measured else "none", edgecolors=color if not measured else "k",
-                           alpha=0.7, linewidths=0.8)  # fmt: skip
+                ax.scatter(
+                    [c["latency_ms"] for c in group],
+                    [c["accuracy"] for c in group],
+                    s=[20 + 300 * c["size_mb"] / largest for c in group],
+                    marker=marker,
+                    facecolors=color if measured else "none",
+                    edgecolors=color if not measured else "k",
+                    alpha=0.7,
+                    linewidths=0.8,
+                )
     for name, color in VERSION_COLORS.items():  # legend: versions by colour, backends by marker
         ax.scatter([], [], color=color, label=name)
     for backend in sorted({c["backend"] for c in candidates}):
         ax.scatter([], [], marker=BACKEND_MARKERS.get(backend, "o"), color="grey", label=backend)
     for backend, frontier in sorted((frontiers or {"": choice["frontier"]}).items()):
-        ax.plot([c["latency_ms"] for c in frontier], [c["accuracy"] for c in frontier], ls="--", lw=1,
-                label=f"frontier {backend}".strip())  # fmt: skip
+        ax.plot(
+            [c["latency_ms"] for c in frontier],
+            [c["accuracy"] for c in frontier],
+            ls="--",
+            lw=1,
+            label=f"frontier {backend}".strip(),
+        )
     pick = choice["pick"]
     if pick is not None:
-        ax.scatter([pick["latency_ms"]], [pick["accuracy"]], s=250, facecolors="none", edgecolors="k", linewidths=2,
-                   label=f"pick: {pick['label']}")  # fmt: skip
+        ax.scatter(
+            [pick["latency_ms"]],
+            [pick["accuracy"]],
+            s=250,
+            facecolors="none",
+            edgecolors="k",
+            linewidths=2,
+            label=f"pick: {pick['label']}",
+        )
     if latency_ms is not None:
         ax.axvline(latency_ms, color="grey", ls=":", label=f"latency budget {latency_ms:g} ms")
     ax.set_xscale("log")
@@ -199,8 +229,10 @@ def render_html(data: ReportData) -> str:
 
     measured_count = sum(c.get("measured", True) for c in choice["candidates"])
     predicted = next((c["latency_source"] for c in choice["candidates"] if not c.get("measured", True)), "")
-    latency_source = (f"{measured_count} of {len(choice['candidates'])} candidates measured (what decides the pick), "
-                      f"the others drawn hollow: {predicted}")  # fmt: skip
+    latency_source = (
+        f"{measured_count} of {len(choice['candidates'])} candidates measured (what decides the pick), "
+        f"the others drawn hollow: {predicted}"
+    )
     ridge = hardware["peak_macs_per_s"] / hardware["bandwidth_bytes_per_s"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mobilenet: the family on this machine"
