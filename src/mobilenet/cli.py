@@ -214,40 +214,22 @@ def cmd_family(args: argparse.Namespace) -> int:
 
 
 def _hardware(args: argparse.Namespace):
-    from mobilenet.cost.roofline import HardwareProfile, probe
+    """The roofline's machine the user gave (--peak-gmacs and --bandwidth-gbs), or None (probe this one)."""
+    from mobilenet.cost.roofline import HardwareProfile
 
     if (args.peak_gmacs is None) != (args.bandwidth_gbs is None):
         raise InputError("give both --peak-gmacs and --bandwidth-gbs, or neither to measure this machine")
-    if args.peak_gmacs is not None:
-        return HardwareProfile.given(args.peak_gmacs, args.bandwidth_gbs, args.threads)
-    return probe(args.threads)
+    return None if args.peak_gmacs is None else HardwareProfile.given(args.peak_gmacs, args.bandwidth_gbs, args.threads)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from mobilenet.cost import profile
-    from mobilenet.cost.roofline import roofline
+    from mobilenet.bench.layers import profile_member
 
     config = model_config(args)
-    report = profile(config, resolution=args.resolution)
-    given = args.peak_gmacs is not None or args.bandwidth_gbs is not None
-    roof = roofline(report, _hardware(args)) if args.roofline or given or args.measure else None
-    check = None
-    if args.measure:
-        from mobilenet.bench.layers import check_roofline
-        from mobilenet.model import build
-
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        check = check_roofline(build(config), roof)
+    result = profile_member(config, args.resolution, _hardware(args), args.roofline, args.measure, args.threads)
+    report, roof, check = result.report, result.roofline, result.measured
     if args.json:
-        data = report.to_dict()
-        if roof is not None:
-            data["roofline"] = roof.to_dict()
-        if check is not None:
-            data["measured"] = check.to_dict()
-        print(json.dumps(data, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
     fields = {"num_classes": config.num_classes, "in_chans": config.in_chans, "small_input": config.small_input}
     options = " ".join(f"{key}={value}" for key, value in (fields | dict(config.options)).items())

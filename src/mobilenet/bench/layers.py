@@ -15,7 +15,11 @@ import torch
 from torch import nn
 
 from mobilenet.bench.latency import make_runner, time_calls
-from mobilenet.cost.roofline import Roofline
+from mobilenet.cost.count import CostReport, profile
+from mobilenet.cost.roofline import HardwareProfile, Roofline, probe, roofline
+from mobilenet.model import build
+from mobilenet.resolve import ModelConfig
+from mobilenet.specs import BASE_RESOLUTION
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,44 @@ def check_roofline(model: nn.Module, roof: Roofline, runs: int = 20) -> Roofline
                    for row in roof.rows)  # fmt: skip
     run, _ = make_runner(model, "torch", resolution)
     return RooflineCheck(layers, roof.predicted_ms, time_calls(run).median_ms)
+
+
+@dataclass(frozen=True)
+class MemberProfile:
+    """What `mobilenet profile` shows of one member: its exact cost, and on request its roofline on a machine and
+    each layer's measured time beside the prediction."""
+
+    report: CostReport
+    roofline: Roofline | None
+    measured: RooflineCheck | None
+
+    def to_dict(self) -> dict[str, object]:
+        data = self.report.to_dict()
+        if self.roofline is not None:
+            data["roofline"] = self.roofline.to_dict()
+        if self.measured is not None:
+            data["measured"] = self.measured.to_dict()
+        return data
+
+
+def profile_member(
+    config: ModelConfig,
+    resolution: int = BASE_RESOLUTION,
+    hardware: HardwareProfile | None = None,
+    with_roofline: bool = False,
+    measure: bool = False,
+    threads: int | None = None,
+) -> MemberProfile:
+    """The cost of `config` at `resolution` (`mobilenet.cost.profile`); with `with_roofline`, `hardware` or
+    `measure`, its roofline on `hardware` (probed here with `threads` when not given); with `measure`, every layer
+    timed in eager PyTorch on this machine beside it (`check_roofline`)."""
+    report = profile(config, resolution=resolution)
+    roof = None
+    if with_roofline or hardware is not None or measure:
+        roof = roofline(report, hardware or probe(threads))
+    check = None
+    if measure:
+        if threads:
+            torch.set_num_threads(threads)
+        check = check_roofline(build(config), roof)
+    return MemberProfile(report, roof, check)
