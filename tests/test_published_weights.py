@@ -23,6 +23,7 @@ def test_manifest_lists_every_weights_file():
 @pytest.mark.parametrize("entry", MANIFEST, ids=[entry["file"] for entry in MANIFEST])
 def test_weights_reproduce_their_test_accuracy(entry):
     model = mobilenet.load(WEIGHTS / entry["file"])
+    assert model.config == mobilenet.ModelConfig.from_dict(entry["config"])  # the manifest embeds the one record
     result = evaluate(model, load_dataset(entry["dataset"], "test"))
     assert result.top1 == pytest.approx(entry["top1"], abs=0.011)
     assert result.top5 == pytest.approx(entry["top5"], abs=0.011)
