@@ -461,7 +461,8 @@ def survey(
             for backend in backends:
                 known = accuracy_for(entry, backend)
                 if known[0] is None and entry.weights and not predict:  # the user's model: measure its int8 top-1
-                    known = measured_int8_accuracy(entry, backend, Path(tmp) / f"{i}-accuracy")
+                    (Path(tmp) / str(i)).mkdir(exist_ok=True)  # the files its timing reuses
+                    known = measured_int8_accuracy(entry, backend, Path(tmp) / str(i))
                 rows.append((entry, backend, known))
         order = list(range(len(rows)))  # measuring everything: in the order given
         if not measure_all:  # most accurate first, so that what cannot beat a measured fit is not measured
