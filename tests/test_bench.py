@@ -39,7 +39,7 @@ def model():
     return net
 
 
-def test_every_backend_computes_the_same_function(model):
+def test_every_backend_computes_the_same_function(model, tmp_path):
     from mobilenet.deploy.backends import BACKENDS as TABLE
     from mobilenet.deploy.backends import supported
 
@@ -47,7 +47,7 @@ def test_every_backend_computes_the_same_function(model):
     for backend in BACKENDS:
         if backend == "compile" or supported(backend):
             continue  # compile: its first compile takes tens of seconds (the CLI test below); or not on this machine
-        run, facts = make_runner(model, backend, resolution=32, batch=2)
+        run, facts = make_runner(model, backend, resolution=32, batch=2, workdir=str(tmp_path))  # files shared
         result = run()
         outputs[backend] = np.asarray(result if hasattr(result, "shape") else result[0])
         assert ("size_mb" in facts) == (TABLE[backend].runtime != "torch")
