@@ -1,5 +1,6 @@
 """The HTML report: self-contained, every plot present, and rendered for real in headless Chromium."""
 
+import json
 import os
 import re
 import shutil
@@ -115,5 +116,22 @@ def test_the_page_is_drawn_again_from_its_saved_data_without_measuring(report, t
 
 def test_saved_data_of_another_layout_is_refused(tmp_path):
     (tmp_path / "old.json").write_text('{"format": 0}')
-    with pytest.raises(ValueError, match=r"old\.json is not report data of format 1"):
+    with pytest.raises(ValueError, match=r"old\.json is not report data of format 2"):
         ReportData.load(tmp_path / "old.json")
+
+
+def test_data_saved_by_the_one_backend_version_is_drawn_again(report, tmp_path):
+    """Format 1 (before candidates had backends): upgraded on load, drawn with its one backend."""
+    path, _ = report
+    data = json.loads(data_path(path).read_text())
+    data["format"] = 1
+    del data["frontiers"]
+    choice = data["choice"]
+    for row in [*choice["candidates"], *choice["frontier"], *choice["alternatives"], choice["pick"]]:
+        for key in ("backend", "measured", "accuracy_kind"):
+            row.pop(key)
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = ReportData.load(tmp_path / "old.json")
+    assert old.format == 2
+    assert list(old.frontiers) == [data["backend"]]
+    assert "Pareto frontier" in render_html(old)

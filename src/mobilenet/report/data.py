@@ -18,7 +18,7 @@ from mobilenet.cost.roofline import HardwareProfile, machine_id, roofline
 from mobilenet.model import build
 from mobilenet.specs import BASE_RESOLUTION, VERSIONS
 
-FORMAT = 1  # the version of the saved data's layout
+FORMAT = 2  # the version of the saved data's layout (2: candidates per backend, frontiers; 1 is read and upgraded)
 SCALING_MODEL = "mobilenet_v2"  # the version whose alpha/rho grid the scaling section plots
 
 
@@ -51,6 +51,8 @@ class ReportData:
         except json.JSONDecodeError as error:
             raise InputError(f"{source} is not JSON ({error})") from None
         names = {f.name for f in fields(cls)}
+        if isinstance(data, dict) and data.get("format") == 1 and set(data) == names - {"frontiers"}:
+            data = _upgrade_from_1(data)
         if not isinstance(data, dict) or data.get("format") != FORMAT or set(data) != names:
             raise InputError(f"{source} is not report data of format {FORMAT} (written by `mobilenet report`)")
         return cls(**data)
@@ -66,6 +68,22 @@ class ReportData:
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"{path} cannot be read ({error})") from None
         return cls.from_json(text, source=str(path))
+
+
+def _upgrade_from_1(data: dict) -> dict:
+    """Format 1 (one backend, every candidate measured) in format 2's layout."""
+    choice = data["choice"]
+    rows = [
+        *choice["candidates"],
+        *choice["frontier"],
+        *choice["alternatives"],
+        *([choice["pick"]] * bool(choice["pick"])),
+    ]
+    for row in rows:
+        row.setdefault("backend", data["backend"])
+        row.setdefault("measured", True)
+        row.setdefault("accuracy_kind", "published float")
+    return data | {"format": FORMAT, "frontiers": {data["backend"]: choice["frontier"]}}
 
 
 def scaling_points(candidates: list[Candidate], name: str = SCALING_MODEL) -> list[dict[str, float]]:
