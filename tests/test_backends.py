@@ -151,3 +151,14 @@ def test_select_out_writes_the_picks_file_from_the_checkpoint_its_results_name(t
     model = OnnxModel(written)
     assert model.labels[0] == "T-shirt/top"  # the checkpoint's metadata travelled into the file
     assert model.config == mobilenet.load(WEIGHTS).config
+
+
+def test_without_openvino_its_backends_say_how_to_install_it(monkeypatch):
+    import mobilenet.deploy.backends as backends
+    from mobilenet.bench.select import candidates
+
+    monkeypatch.setattr(backends, "openvino_capabilities", lambda: None)
+    assert "pip install 'mobilenet[openvino]'" in backends.supported("openvino-int8")
+    assert backends.deploy_backends() == ["onnx", "onnx-int8"]
+    with pytest.raises(InputError, match=r"backend openvino: OpenVINO is not installed"):
+        candidates(backends=["openvino"], predict=True, progress=False)

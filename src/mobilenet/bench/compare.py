@@ -9,7 +9,7 @@ import time
 from mobilenet._io import check_output
 from mobilenet.bench.latency import runtime_call, time_calls
 from mobilenet.data import load_dataset
-from mobilenet.deploy.quantize import quantize_onnx
+from mobilenet.deploy.quantize import quantize_by
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel
 from mobilenet.train.evaluation import evaluate as evaluate_model
@@ -32,18 +32,7 @@ def quantize_and_compare(
     check_output(out_path)
     calibration = load_dataset(dataset, "train", data_dir)
     test = load_dataset(dataset, "test", data_dir) if evaluate else None  # a missing split fails before the work
-    out = quantize_onnx(
-        model_path,
-        out_path,
-        calibration,
-        recipe.samples,
-        recipe.method,
-        recipe.per_channel,
-        recipe.activations,
-        recipe.exclude,
-        portable=recipe.portable,
-        float_stem=recipe.float_stem,
-    )
+    out = quantize_by(model_path, out_path, calibration, recipe)
     report: dict[str, dict[str, object]] = {"fp32": {"path": str(model_path)}, "int8": {"path": str(out)}}
     models = {name: OnnxModel(row["path"], threads=threads) for name, row in report.items()}
     for name, model in models.items():

@@ -5,6 +5,7 @@ Runtime fp32 and OpenVINO fp32/bf16, the portable int8 file ONNX Runtime and Ope
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ import torch
 from mobilenet._io import InputError
 from mobilenet.deploy.backends import get_backend
 from mobilenet.deploy.onnx import export_checkpoint, export_onnx
-from mobilenet.deploy.quantize import quantize_onnx
+from mobilenet.deploy.quantize import quantize_by
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
 from mobilenet.model import MobileNet
@@ -71,18 +72,7 @@ def build_artifact(
         return fp32
     calibration = calibration or RandomCalibration(model.config.in_chans, resolution)
     recipe = recipe or QuantizeRecipe(samples=min(QuantizeRecipe.samples, len(calibration)))
-    return quantize_onnx(
-        fp32,
-        path,
-        calibration,
-        recipe.samples,
-        recipe.method,
-        recipe.per_channel,
-        recipe.activations,
-        recipe.exclude,
-        portable=artifact == "onnx-int8-portable",
-        float_stem=recipe.float_stem,
-    )
+    return quantize_by(fp32, path, calibration, replace(recipe, portable=artifact == "onnx-int8-portable"))
 
 
 def load_artifact(path: str | os.PathLike, backend: str, threads: int | None = None) -> OnnxModel | OpenVinoModel:

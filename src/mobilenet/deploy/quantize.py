@@ -145,3 +145,13 @@ def quantize_onnx(
             OnnxModel(target)  # the file must load and be the classifier it was: never move a broken file into place
 
         return atomic_write(out_path, write)
+
+
+def quantize_by(
+    model_path: str | os.PathLike, out_path: str | os.PathLike, calibration, recipe: QuantizeRecipe
+) -> Path:
+    """`quantize_onnx` with every choice taken from `recipe`."""
+    choices = (recipe.samples, recipe.method, recipe.per_channel, recipe.activations, recipe.exclude)
+    return quantize_onnx(
+        model_path, out_path, calibration, *choices, portable=recipe.portable, float_stem=recipe.float_stem
+    )
