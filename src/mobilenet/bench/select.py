@@ -368,31 +368,15 @@ def sweep(
     entries: list[Entry],
     backend: str = "onnx",
     threads: int | None = None,
-    batch: int = 1,
     cache: LatencyCache | None = None,
-    predict: bool = False,
-    progress: bool = True,
-    min_time_s: float = 0.5,
-    hardware=None,
-    refresh: bool = False,
+    **options,
 ) -> list[Candidate]:
-    """Latency and size of every entry with one backend on this machine: measured (and cached), or predicted by the
-    roofline on `hardware` (a `HardwareProfile`; probed here when not given). With `refresh`, every entry is
-    measured again and replaces its cached figure one at a time: an interrupted refresh keeps the older figures it
-    did not reach. Each candidate's accuracy is the one for the backend's precision (`accuracy_for`)."""
-    return survey(
-        entries,
-        [backend],
-        threads=threads,
-        batch=batch,
-        caches={backend: cache},
-        predict=predict,
-        progress=progress,
-        min_time_s=min_time_s,
-        hardware=hardware,
-        refresh=refresh,
-        measure_all=True,
-    )
+    """Latency and size of every entry with one backend on this machine: measured (and cached in `cache`), or
+    predicted by the roofline (`predict=True`, on `hardware`: a `HardwareProfile`, probed when not given). With
+    `refresh`, every entry is measured again and replaces its cached figure one at a time: an interrupted refresh
+    keeps the older figures it did not reach. Each candidate's accuracy is the one for the backend's precision
+    (`accuracy_for`). `options`: `survey`'s `batch`, `predict`, `progress`, `min_time_s`, `hardware`, `refresh`."""
+    return survey(entries, [backend], threads=threads, caches={backend: cache}, measure_all=True, **options)
 
 
 def accuracy_for(entry: Entry, backend: str) -> tuple[float | None, str, str]:
