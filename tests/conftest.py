@@ -11,6 +11,14 @@ def _deterministic():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Latency caches and latency models go to a folder of the test session, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOBILENET_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def torchvision_fixture(name: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, str]]:
     """(torchvision state dict, input, torchvision's eval-mode output, metadata) of a shared reference file."""
     from mobilenet.weights import read_safetensors

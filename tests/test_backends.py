@@ -140,6 +140,7 @@ def test_select_out_writes_the_picks_file_from_the_checkpoint_its_results_name(t
         "--threads",
         "1",
         "--no-cache",
+        "--measure-all",
         "--quiet",
         "--out",
         str(tmp_path / "deploy"),
@@ -162,3 +163,28 @@ def test_without_openvino_its_backends_say_how_to_install_it(monkeypatch):
     assert backends.deploy_backends() == ["onnx", "onnx-int8"]
     with pytest.raises(InputError, match=r"backend openvino: OpenVINO is not installed"):
         candidates(backends=["openvino"], predict=True, progress=False)
+
+
+def test_the_fast_exporter_writes_the_graph_the_runtimes_run(artifacts, tmp_path):
+    """What latency is measured on (the TorchScript exporter's file) is the file users deploy (torch.export's): the
+    same operators but for how the classifier flattens, and the same answers."""
+    import collections
+
+    import onnx
+
+    from mobilenet.deploy.artifacts import load_artifact
+    from mobilenet.deploy.onnx import export_onnx
+
+    paths, x, _, reference = artifacts
+    fast = tmp_path / "fast.onnx"
+    export_onnx(mobilenet.load(WEIGHTS), fast, 28, exporter="torchscript")
+
+    def operators(path):
+        ops = collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+        return ops - collections.Counter({"Flatten": 1, "Reshape": 1, "Constant": ops["Constant"]})
+
+    assert operators(fast) == operators(paths["onnx"])
+    logits = load_artifact(fast, "onnx")(x)
+    assert (logits - reference).abs().max().item() <= 1e-4 * reference.abs().max().item()
+    with pytest.raises(InputError, match="exporter must be one of"):
+        export_onnx(mobilenet.load(WEIGHTS), tmp_path / "x.onnx", 28, exporter="tracer")

@@ -24,24 +24,37 @@ def candidates():
             for a in (0.5, 1.0) for r in (160, 224)]  # fmt: skip
     grid += [("mobilenet_v3_small", 1.0, 224, 67.5, 1.2, 10.2), ("mobilenet_v1", 1.0, 224, 70.6, 3.3, 16.9)]
     return [
-        Candidate(Entry(make_config(n, alpha=a), r, acc, "test"), ms, "measured: test", mb, "test")
+        Candidate(
+            Entry(make_config(n, alpha=a), r, acc, "test"), ms, "measured: test", mb, "test", predicted_ms=ms * 1.05
+        )
         for n, a, r, acc, ms, mb in grid
     ]
+
+
+def latency_models(backend="onnx", threads=1):
+    """A latency model for `backend` fitted to made-up figures (what the report draws does not depend on them)."""
+    from mobilenet.bench.latency_model import calibration_members, fit, member_key
+
+    members = [(c, r, 0.1 + len(member_key(c, r)) * c.alpha) for c, r in calibration_members()]
+    return {backend: fit(members, backend, threads, "machine", "runtime 1", reference_ms=members[0][2])}
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     choice = choose(candidates(), latency_ms=2.5, size_mb=5)
     path = tmp_path_factory.mktemp("report") / "report.html"
-    return write_report(path, collect(choice, HardwareProfile.given(100, 50), 2.5, 5)), choice
+    data = collect(choice, HardwareProfile.given(100, 50), 2.5, 5, models=latency_models())
+    return write_report(path, data), choice
 
 
 def test_report_is_self_contained_with_every_plot_and_table(report):
     path, choice = report
     text = path.read_text()
-    assert text.count('<img class="plot"') == 4  # pareto, roofline, cost per kind, alpha/rho scaling
+    assert text.count('<img class="plot"') == 5  # pareto, roofline, cost per kind, alpha/rho scaling, latency model
     assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing is fetched when the page opens
-    for heading in ("Accuracy against latency", "Roofline of mobilenet_v2", "Cost per layer kind", "Scaling"):
+    headings = ("Accuracy against latency", "Roofline of mobilenet_v2", "Cost per layer kind", "Scaling",
+                "The latency models")  # fmt: skip
+    for heading in headings:
         assert heading in text
     assert choice.pick.label in text
     assert text.count("<table>") >= 5
@@ -63,8 +76,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     url = probe.resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--virtual-time-budget=5000", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
-    assert 'data-plots="4"' in dom
-    assert 'data-plots-loaded="4"' in dom  # every inlined PNG decoded in the browser
+    assert 'data-plots="5"' in dom
+    assert 'data-plots-loaded="5"' in dom  # every inlined PNG decoded in the browser
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
@@ -77,14 +90,22 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_report_cli_in_fast_mode(tmp_path, capsys):
+    """--predict with the latency model stored for this machine: nothing is timed, every figure says predicted."""
+    from mobilenet.bench.latency_model import model_path, store_model
     from mobilenet.cli import main
+    from mobilenet.cost.roofline import machine_id
+    from mobilenet.deploy.backends import runtime_version
 
+    for backend, model in latency_models("onnx", 1).items():
+        store_model(model, model_path(tmp_path, machine_id(), backend, runtime_version(backend), 1))
     out = tmp_path / "r.html"
     assert main(["report", "--out", str(out), "--predict", "--models", "mobilenet_v2", "mobilenet_v3_small",
-                 "--threads", "1", "--quiet"]) == 0  # fmt: skip
+                 "--backend", "onnx", "--threads", "1", "--cache", str(tmp_path), "--quiet"]) == 0  # fmt: skip
     assert out.is_file()
     assert f"wrote {out}" in capsys.readouterr().out
-    assert "predicted: roofline" in out.read_text()
+    text = out.read_text()
+    assert "predicted: latency model here (onnx, runtime 1, 1 thread(s))" in text
+    assert "The latency models" in text
 
 
 def test_the_page_carries_no_script(report):
@@ -125,7 +146,7 @@ def test_data_saved_by_the_one_backend_version_is_drawn_again(report, tmp_path):
     path, _ = report
     data = json.loads(data_path(path).read_text())
     data["format"] = 1
-    del data["frontiers"]
+    del data["frontiers"], data["latency_model"]
     choice = data["choice"]
     for row in [*choice["candidates"], *choice["frontier"], *choice["alternatives"], choice["pick"]]:
         for key in ("backend", "measured", "accuracy_kind"):

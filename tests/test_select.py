@@ -99,25 +99,21 @@ TINY = [
 
 def test_sweep_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
     cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
-    first = sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, min_time_s=0.0)
+    first = sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, rounds=3)
     assert all(c.latency_ms > 0 and c.size_mb > 0 and c.latency_source.startswith("measured: torch") for c in first)
+    assert all("median of 3 interleaved rounds" in c.latency_source for c in first)
     assert cache.path.is_file()
+    stored = json.loads(cache.path.read_text())["entries"][TINY[0].key()]
+    assert len(stored["rounds_ms"]) == len(stored["reference_ms"]) == 3  # the per-round data stays in the cache
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("a cached candidate was measured again")
 
-    monkeypatch.setattr("mobilenet.bench.select.make_runner", no_measuring)
+    monkeypatch.setattr("mobilenet.bench.select.time_pairs", no_measuring)
     reopened = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
     second = sel.sweep(TINY, "torch", threads=1, cache=reopened, progress=False)
     assert [c.latency_ms for c in second] == [c.latency_ms for c in first]
     assert LatencyCache.open(tmp_path, "another machine", "torch", 1, 1).data == {}  # per machine
-
-
-def test_predict_mode_says_it_predicts():
-    (c, _) = sel.sweep(TINY, "onnx-int8", threads=1, predict=True, progress=False)
-    assert c.latency_source.startswith("predicted: roofline")
-    assert "not measured" in c.latency_source
-    assert c.size_source.startswith("estimated")
 
 
 def test_select_cli(tmp_path, capsys):
@@ -127,7 +123,7 @@ def test_select_cli(tmp_path, capsys):
     results.write_text(json.dumps([{"model": "mobilenet_v3_small", "alpha": 0.35, "top1": 90.0},
                                    {"model": "mobilenet_v2", "alpha": 0.35, "top1": 91.0}]))  # fmt: skip
     args = ["select", "--latency-ms", "1000", "--size-mb", "100", "--accuracy", str(results), "--backend", "torch",
-            "--threads", "1", "--cache", str(tmp_path / "cache")]  # fmt: skip
+            "--threads", "1", "--cache", str(tmp_path / "cache"), "--measure-all"]  # fmt: skip
     assert main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["pick"]["name"] == "mobilenet_v2"
@@ -141,7 +137,7 @@ def test_select_cli(tmp_path, capsys):
     assert main([*args[:1], "--accuracy", str(results)]) == 2  # no budget
     assert "give a budget" in capsys.readouterr().err
     assert main(["select", "--latency-ms", "0.0001", "--accuracy", str(results), "--backend", "torch", "--threads",
-                 "1", "--cache", str(tmp_path / "cache")]) == 1  # fmt: skip
+                 "1", "--cache", str(tmp_path / "cache"), "--measure-all"]) == 1  # fmt: skip
     assert "no member meets both budgets" in capsys.readouterr().out
 
 
@@ -258,14 +254,15 @@ def test_concurrent_processes_lose_no_entry(tmp_path):
     assert len(stored) == 50
 
 
-def test_refresh_replaces_entries_one_by_one_and_an_interruption_keeps_the_rest(tmp_path, monkeypatch):
-    cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
+def test_refresh_replaces_entries_backend_by_backend_and_an_interruption_keeps_the_rest(tmp_path, monkeypatch):
+    caches = {b: LatencyCache.open(tmp_path, "machine", b, 1, 1) for b in ("torch", "torch-fused")}
     old = MEASURED | {"median_ms": 1000.0}
-    for entry in TINY:
-        cache.store(entry.key(), old)
-    import mobilenet.bench.latency as latency
+    for cache in caches.values():
+        for entry in TINY:
+            cache.store(entry.key(), old)
+    import mobilenet.bench.timing as timing
 
-    real, calls = latency.make_runner, []
+    real, calls = timing.time_rounds, []
 
     def interrupt_on_second(*args, **kwargs):
         calls.append(1)
@@ -273,18 +270,19 @@ def test_refresh_replaces_entries_one_by_one_and_an_interruption_keeps_the_rest(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sel, "make_runner", interrupt_on_second)
+    monkeypatch.setattr(timing, "time_rounds", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
-        sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, min_time_s=0.0, refresh=True)
-    stored = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
-    assert stored[TINY[0].key()]["median_ms"] < 1000.0  # measured again, replaced
-    assert stored[TINY[1].key()] == old  # not reached: the earlier figure stays
+        sel.survey(TINY, ["torch", "torch-fused"], threads=1, caches=caches, progress=False, refresh=True, rounds=3)
+    first = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
+    second = LatencyCache.open(tmp_path, "machine", "torch-fused", 1, 1).data
+    assert all(first[e.key()]["median_ms"] < 1000.0 for e in TINY)  # its sweep ended: measured again, replaced
+    assert all(second[e.key()] == old for e in TINY)  # interrupted: the earlier figures stay
 
 
 def test_an_unwritable_cache_is_a_warning_and_the_sweep_goes_on(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     cache = LatencyCache.open(tmp_path / "file" / "cache", "machine", "torch", 1, 1)
-    candidates = sel.sweep(TINY[:1], "torch", threads=1, cache=cache, progress=False, min_time_s=0.0)
+    candidates = sel.sweep(TINY[:1], "torch", threads=1, cache=cache, progress=False, rounds=3)
     assert candidates[0].latency_ms > 0
     err = capsys.readouterr().err
     assert err.count("cannot be written") == 1
@@ -320,42 +318,8 @@ def test_each_backend_gets_the_accuracy_of_its_precision():
     assert kind.endswith("carried to bf16")
 
 
-def test_the_survey_measures_only_what_can_decide_the_pick(monkeypatch):
-    """Most accurate first: too big by its weights alone, or below a measured fit, is not measured; the pick is a
-    measured candidate of known accuracy; an unknown accuracy is never picked."""
-    from mobilenet.cost.roofline import HardwareProfile
-
-    entries = [e for e in sel.published_entries() if e.name == "mobilenet_v2" and e.resolution == 224]
-    measured = []
-
-    def fake_measure(entry, backend, accuracy, source, kind, *rest):
-        measured.append((entry.alpha, backend))
-        size = {"onnx": 4.1, "onnx-int8": 1.1}[backend] * entry.alpha**2 * 3.5
-        return Candidate(entry, 2.0 * entry.alpha, "measured: fake", size, "file", 1.1, backend, accuracy, source, kind)
-
-    monkeypatch.setattr(sel, "_measured", fake_measure)
-    hardware = HardwareProfile.given(50, 10, 1)
-    found = sel.survey(entries, ["onnx", "onnx-int8"], latency_ms=10, size_mb=5, hardware=hardware, progress=False)
-    assert len(found) == 2 * len(entries)
-    assert (1.4, "onnx") not in measured  # 6 M weights: over 5 MB in fp32 before anything is built
-    pick = sel.choose(found, 10, 5).pick
-    assert pick.measured
-    assert pick.accuracy is not None
-    assert (pick.entry.alpha, pick.backend) == (1.0, "onnx-int8")  # 70.8% int8 fits: 3.85 MB
-    below = [c for c in found if c.accuracy is not None and c.accuracy < pick.accuracy]
-    assert below
-    assert not any(c.measured for c in below)  # nothing less accurate than the pick was timed
-    assert all("not measured" in c.latency_source for c in found if not c.measured)
-    unknown = [c for c in found if c.accuracy is None]
-    assert unknown
-    assert pick not in unknown
-    everything = sel.survey(entries, ["onnx"], 10, 5, hardware=hardware, progress=False, measure_all=True)
-    assert all(c.measured for c in everything)
-
-
 def test_select_out_refuses_a_published_configuration(tmp_path):
-    from mobilenet.cost.roofline import HardwareProfile
-
-    pick = sel._predicted(sel.published_entries()[0], HardwareProfile.given(50, 10), "onnx")
+    entry = sel.published_entries()[0]
+    pick = sel._predicted(entry, "onnx", sel.accuracy_for(entry, "onnx"), None)
     with pytest.raises(InputError, match="no pretrained weights can be fetched here"):
         sel.write_pick(pick, tmp_path / "out")

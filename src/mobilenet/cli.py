@@ -174,8 +174,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="*", default=None, help="only these versions (e.g. mobilenet_v2)")
     _add(parser, "threads")
     parser.add_argument(
-        "--predict", action="store_true", help="fast: predict latency from the roofline, do not measure"
+        "--predict", action="store_true", help="fast: predict every latency with the calibrated latency model"
     )
+    parser.add_argument("--recalibrate", action="store_true", help="time the latency model's calibration members again")
     parser.add_argument(
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )
@@ -370,8 +371,8 @@ def _bench_all(args: argparse.Namespace, config: ModelConfig) -> int:
     return 0
 
 
-def _candidates(args: argparse.Namespace, hardware=None):
-    """The candidates of `select` and `report` (`hardware`: the roofline's profile for --predict)."""
+def _candidates(args: argparse.Namespace):
+    """The candidates of `select` and `report`."""
     from mobilenet.bench.select import candidates
 
     return candidates(
@@ -383,11 +384,12 @@ def _candidates(args: argparse.Namespace, hardware=None):
         args.cache,
         use_cache=not args.no_cache,
         refresh=args.refresh,
-        hardware=hardware,
         progress=not args.quiet and not getattr(args, "json", False),
         latency_ms=args.latency_ms,
         size_mb=args.size_mb,
         measure_all=args.measure_all,
+        recalibrate=args.recalibrate,
+        device=getattr(args, "device", None),
     )
 
 
@@ -402,7 +404,16 @@ def cmd_select(args: argparse.Namespace) -> int:
         raise InputError("give a budget: --latency-ms, --size-mb or both")
     if args.out:
         check_output_dir(args.out, what="--out")
-    candidates, caches = _candidates(args)
+    if args.grid and args.out:
+        raise InputError("--out writes a trained pick; a --grid configuration has no weights (train it first)")
+    if args.grid:
+        from mobilenet.bench.grid import search
+
+        candidates, caches = search(args.accuracy, args.models, args.backend, args.threads, args.cache,
+                                    args.latency_ms, args.size_mb, args.device, args.recalibrate,
+                                    not args.quiet and not args.json), {}  # fmt: skip
+    else:
+        candidates, caches = _candidates(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
     if args.out and choice.pick is not None:
         from mobilenet.bench.select import write_pick
@@ -415,7 +426,9 @@ def cmd_select(args: argparse.Namespace) -> int:
         return 0 if choice.pick else 1
     backends = sorted({c.backend for c in candidates})
     measured = sum(c.measured for c in candidates)
-    mode = "all PREDICTED by the roofline" if args.predict else f"{measured} measured here, the rest predicted"
+    mode = f"{measured} measured here, the rest predicted"
+    if args.predict or args.grid or args.device:
+        mode = "all PREDICTED by the latency model" + (f" of {args.device}" if args.device else "")
     print(
         f"{len(candidates)} candidates (members x backends {', '.join(backends)}), latency {mode}; accuracy "
         f"{'from the published ImageNet tables' if args.accuracy == 'published' else 'from ' + str(args.accuracy)}"
@@ -439,7 +452,55 @@ def cmd_select(args: argparse.Namespace) -> int:
         print("nearest alternatives:")
         for c, why in choice.reasons:
             print(f"  {c.label:<{width}} {_percent(c.accuracy):>6}: {why}")
+    if args.grid:
+        _print_grid(candidates, width)
     return 0 if choice.pick else 1
+
+
+def _print_grid(candidates, width: int) -> None:
+    from mobilenet.bench.grid import NO_ACCURACY
+    from mobilenet.cost import profile
+
+    grid = [c for c in candidates if c.accuracy_source == NO_ACCURACY]
+    grid.sort(key=lambda c: -profile(c.entry.config, resolution=c.entry.resolution).macs)
+    print(f"\nbeyond the published grid: the widest of each version and resolution within the budgets, most MACs "
+          f"first ({len(grid)}; accuracy unknown until trained):")  # fmt: skip
+    for c in grid[:15]:
+        macs = profile(c.entry.config, resolution=c.entry.resolution).macs
+        print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {macs / 1e6:>8.1f}M MACs (predicted)")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.kit:
+        from mobilenet.bench.timing import KIT_BACKENDS, write_kit
+
+        check_output_dir(args.kit, what="--kit")
+        wanted = tuple(args.backend) if args.backend else KIT_BACKENDS
+        kit = write_kit(args.kit, wanted)
+        then = f"mobilenet select --device measurements-NAME-{wanted[0]}.json --latency-ms 10 --size-mb 5"
+        print(f"wrote the calibration kit {kit} ({', '.join(wanted)}). On the device (numpy and onnxruntime or "
+              f"openvino installed):\n  python {kit}/mobilenet_runner.py --backend {wanted[0]} --device NAME\n"
+              f"then here: {then}")  # fmt: skip
+        return 0
+    from mobilenet.bench.select import cache_dir
+    from mobilenet.bench.timing import latency_models
+    from mobilenet.deploy.backends import deploy_backends, supported
+
+    for name in args.backend or ():
+        reason = supported(name)
+        if reason:
+            raise InputError(f"backend {name}: {reason}")
+    backends = list(args.backend) if args.backend else deploy_backends()
+    directory = args.cache or cache_dir()
+    models = latency_models(backends, args.threads, directory, recalibrate=True, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({b: m.to_dict() for b, m in models.items()}, indent=2))
+        return 0
+    for model in models.values():
+        print(f"{model.describe()}; timing took {model.seconds:.0f} s; stored in {directory}")
+        for row in model.calibration:
+            print(f"  {row['key']:<44} measured {row['measured_ms']:>7.2f} ms  fitted {row['fitted_ms']:>7.2f} ms")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -450,14 +511,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.data:  # draw the page again from saved data: nothing is profiled or measured
         data = ReportData.load(args.data)
     else:
-        from mobilenet.bench.select import choose
+        from mobilenet.bench.select import cache_dir, choose, stored_models
         from mobilenet.cost.roofline import probe
 
         check_output(data_path(args.out))
-        hardware = probe(args.threads)  # once: the report's roofline and, with --predict, the sweep's
-        candidates, _ = _candidates(args, hardware)
+        candidates, _ = _candidates(args)
+        hardware = probe(args.threads)  # the report's roofline
         choice = choose(candidates, args.latency_ms, args.size_mb)
-        data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict)
+        models = stored_models(sorted({c.backend for c in candidates}), args.threads, None if args.no_cache else
+                               args.cache or cache_dir())  # fmt: skip
+        data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict,
+                       models=models)  # fmt: skip
     path = write_report(args.out, data)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its data {data_path(path)}: {data.choice['message']}")
     return 0
@@ -733,10 +797,13 @@ def _add_select(verbs) -> None:
     se = verbs.add_parser(
         "select",
         help="the most accurate member within a latency and size budget, measured on this machine",
-        description="Sweep the family (every published V1/V2/V3 configuration, or the entries of your own results "
-        "file), measure latency here (cached per machine, backend and threads: a second call is instant), take size "
-        "from the deployed file, and print the Pareto frontier, the pick and why the nearest alternatives lost. "
-        "Exit code 1 when no member meets the budgets.",
+        description="Survey the family (every published V1/V2/V3 configuration, or the entries of your own results "
+        "file) in every deployment backend this machine supports: predict each latency with the backend's latency "
+        "model (calibrated once per machine, runtime and thread count: `mobilenet calibrate`), measure what decides "
+        "the pick in interleaved rounds (cached: a second call measures nothing), take size from the deployed file, "
+        "and print the Pareto frontier, the pick and why the nearest alternatives lost, each figure marked measured "
+        "or predicted. --grid searches beyond the published grid; --device selects for another device from its "
+        "measurements. Exit code 1 when no member meets the budgets.",
     )
     se.add_argument("--latency-ms", type=POSITIVE, default=None, help="latency budget, batch 1 (e.g. 10)")
     se.add_argument("--size-mb", type=POSITIVE, default=None, help="size budget of the deployed file (e.g. 5)")
@@ -746,9 +813,51 @@ def _add_select(verbs) -> None:
         help="write the pick's ready-to-run file into this folder (candidates "
         "from a results file that names its checkpoints, such as weights/manifest.json)",
     )
+    se.add_argument(
+        "--grid",
+        action="store_true",
+        help="also search beyond the published grid: the widest alpha (to 0.01) of each version at each resolution "
+        "(and V2 expansion) within the budgets, latency predicted, size counted; accuracy only where your results "
+        "give it",
+    )
+    se.add_argument(
+        "--device",
+        default=None,
+        metavar="MEASUREMENTS",
+        help="select for another device: the measurements file its calibration kit wrote there "
+        "(`mobilenet calibrate --kit`); every latency is predicted for it",
+    )
     add_sweep_arguments(se)
     _add(se, "json")
     se.set_defaults(func=cmd_select)
+
+
+def _add_calibrate(verbs) -> None:
+    ca = verbs.add_parser(
+        "calibrate",
+        help="fit the latency model of each backend on this machine, or write a calibration kit for another device",
+        description="Time the calibration members (off the published grid, spanning the family) in interleaved "
+        "rounds and fit each backend's latency model, stored beside the latency cache for this machine, runtime "
+        "version and thread count (select and report calibrate by themselves when none is stored). With --kit DIR, "
+        "write the members' ONNX files and a one-file runner that needs only numpy and ONNX Runtime or OpenVINO: "
+        "run `python DIR/mobilenet_runner.py --backend onnx --device NAME` on the device, then "
+        "`mobilenet select --device measurements-NAME-onnx.json`.",
+    )
+    ca.add_argument("--kit", default=None, metavar="DIR", help="write a calibration kit into DIR instead of timing")
+    ca.add_argument(
+        "--backend",
+        nargs="+",
+        choices=BACKENDS,
+        default=None,
+        help="backends (default: every supported deployment one)",
+    )
+    _add(ca, "threads")
+    ca.add_argument(
+        "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
+    )
+    _add(ca, "json")
+    _add(ca, "quiet")
+    ca.set_defaults(func=cmd_calibrate)
 
 
 def _add_report(verbs) -> None:
@@ -861,6 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(verbs)
     _add_bench(verbs)
     _add_select(verbs)
+    _add_calibrate(verbs)
     _add_report(verbs)
     _add_train(verbs)
     _add_eval(verbs)

@@ -116,11 +116,17 @@ def runtime_call(model: OnnxModel | OpenVinoModel, batch: int = 1, seed: int = 0
 
 
 def make_runner(
-    model, backend: str, resolution: int, batch: int = 1, threads: int | None = None, workdir: str | None = None
+    model,
+    backend: str,
+    resolution: int,
+    batch: int = 1,
+    threads: int | None = None,
+    workdir: str | None = None,
+    exporter: str = "dynamo",
 ) -> tuple[Callable[[], object], dict[str, object]]:
     """A zero-argument callable that runs `model` once on a random batch with `backend`, and facts about it
-    (`size_mb` of the deployed file for the ONNX backends). ONNX files go to `workdir` (a temporary directory by
-    default, removed when the runner is garbage-collected)."""
+    (`size_mb` of the file the backend runs). Files go to `workdir` (a temporary directory by default, removed
+    when the runner is garbage-collected), exported by `exporter` (`mobilenet.deploy.export_onnx`'s)."""
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     reason = supported(backend)
@@ -143,6 +149,8 @@ def make_runner(
             x = x.contiguous(memory_format=torch.channels_last)
         if backend == "compile":
             model = torch.compile(model)
+        if workdir is not None:
+            facts["size_mb"] = build_artifact(model, backend, resolution, workdir).stat().st_size / 1e6
 
         def run() -> object:
             with torch.inference_mode():
@@ -151,7 +159,7 @@ def make_runner(
         return run, facts
 
     holder = tempfile.TemporaryDirectory() if workdir is None else None
-    path = build_artifact(model, backend, resolution, holder.name if holder else workdir)
+    path = build_artifact(model, backend, resolution, holder.name if holder else workdir, exporter=exporter)
     run = runtime_call(load_artifact(path, backend, threads or torch.get_num_threads()), batch)
     facts["size_mb"] = path.stat().st_size / 1e6
     facts["file"] = path.name

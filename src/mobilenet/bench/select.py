@@ -26,19 +26,20 @@ from pathlib import Path
 import torch
 
 from mobilenet._io import InputError, atomic_write, write_text
-from mobilenet.bench.latency import make_runner, time_calls
+from mobilenet.bench.latency_model import LatencyModel, from_measurements, load_model, member_key, model_path
+from mobilenet.bench.runner import ROUNDS
+from mobilenet.bench.timing import latency_models, time_pairs
 from mobilenet.cost import profile
-from mobilenet.cost.roofline import machine_id, probe, roofline
+from mobilenet.cost.roofline import machine_id
 from mobilenet.data.catalog import DATASETS
 from mobilenet.data.datasets import load_dataset
 from mobilenet.deploy.artifacts import build_artifact, load_artifact
-from mobilenet.deploy.backends import deploy_backends, get_backend, supported
-from mobilenet.model import build
+from mobilenet.deploy.backends import deploy_backends, get_backend, runtime_version, supported
 from mobilenet.published import PUBLISHED, PUBLISHED_INT8, V1_CHECKPOINTS
 from mobilenet.resolve import ModelConfig, check_resolution, make_config, resolve
 from mobilenet.specs import BASE_RESOLUTION
 from mobilenet.train.evaluation import evaluate
-from mobilenet.weights import load, save
+from mobilenet.weights import load
 
 PUBLISHED_FLOAT = "published float"
 MEASURED = "measured on your data"
@@ -82,11 +83,12 @@ class Entry:
 class Candidate:
     """A configuration run by one backend: its latency and size here, and its accuracy for that backend's
     precision (None: unknown, never picked). `measured`: the latency was timed and the size is the file's; otherwise
-    both are estimates (the roofline's time, the weights' bytes), shown but not picked while anything was measured."""
+    both are estimates (the latency model's time, the weights' bytes), shown but not picked while anything was
+    measured."""
 
     entry: Entry
     latency_ms: float
-    latency_source: str  # "measured: onnx, 2 threads, p10-p90 ..." or "predicted: roofline ..."
+    latency_source: str  # "measured: onnx, 2 threads, ..." or "predicted: latency model here (...)"
     size_mb: float
     size_source: str
     spread: float = float("nan")  # p90 / p10 of a measured latency (see mobilenet.bench.latency.NOISY_SPREAD)
@@ -95,6 +97,7 @@ class Candidate:
     accuracy_source: str = ""
     accuracy_kind: str = ""  # empty: the entry's own figure
     measured: bool = True
+    predicted_ms: float = float("nan")  # the latency model's figure, beside a measured one (nan: no model)
 
     def __post_init__(self) -> None:
         if not self.accuracy_kind:  # the entry's own figure, for the entry's precision
@@ -121,6 +124,7 @@ class Candidate:
             "size_source": self.size_source,
             "latency_spread": self.spread,
             "measured": self.measured,
+            "predicted_ms": self.predicted_ms,
         }
 
     @property
@@ -357,13 +361,6 @@ def _read_entries(path: Path, set_aside: bool) -> dict[str, dict[str, object]]:
     return entries
 
 
-def _file_size_mb(model, workdir: Path, facts: dict[str, object]) -> float:
-    if "size_mb" in facts:
-        return float(facts["size_mb"])
-    path = save(model, workdir / "model.safetensors")
-    return path.stat().st_size / 1e6
-
-
 def sweep(
     entries: list[Entry],
     backend: str = "onnx",
@@ -371,11 +368,10 @@ def sweep(
     cache: LatencyCache | None = None,
     **options,
 ) -> list[Candidate]:
-    """Latency and size of every entry with one backend on this machine: measured (and cached in `cache`), or
-    predicted by the roofline (`predict=True`, on `hardware`: a `HardwareProfile`, probed when not given). With
-    `refresh`, every entry is measured again and replaces its cached figure one at a time: an interrupted refresh
-    keeps the older figures it did not reach. Each candidate's accuracy is the one for the backend's precision
-    (`accuracy_for`). `options`: `survey`'s `batch`, `predict`, `progress`, `min_time_s`, `hardware`, `refresh`."""
+    """Latency and size of every entry with one backend on this machine: measured in interleaved rounds (and cached in
+    `cache`), or predicted by the backend's latency model (`predict=True`). With `refresh`, every entry is measured
+    again and replaces its cached figure. Each candidate's accuracy is the one for the backend's precision
+    (`accuracy_for`). `options`: `survey`'s."""
     return survey(entries, [backend], threads=threads, caches={backend: cache}, measure_all=True, **options)
 
 
@@ -412,140 +408,137 @@ def measured_int8_accuracy(entry: Entry, backend: str, directory: Path) -> tuple
     return top1, source, MEASURED
 
 
+MARGIN = 0.25  # a candidate predicted within (1 + MARGIN) x the latency budget may still fit: it is measured
+RIVALS = 2  # measured per pass: the most accurate candidates predicted to fit, the pick and its nearest rival
+
+
 def survey(
     entries: list[Entry],
     backends: list[str],
     latency_ms: float | None = None,
     size_mb: float | None = None,
     threads: int | None = None,
-    batch: int = 1,
     caches: dict[str, LatencyCache | None] | None = None,
     predict: bool = False,
     progress: bool = True,
-    min_time_s: float = 0.5,
-    hardware=None,
     refresh: bool = False,
     measure_all: bool = False,
+    models: dict[str, LatencyModel] | None = None,
+    model_dir: str | os.PathLike | None = None,
+    rounds: int = ROUNDS,
 ) -> list[Candidate]:
     """Every entry with every backend: its accuracy for the backend's precision, and its latency and size here.
 
-    What decides the pick is measured, the rest predicted: candidates are taken most accurate first; one whose size
-    cannot fit (its weights alone, at the backend's bytes per weight, exceed `size_mb`) or whose accuracy is below
-    that of a candidate already measured within both budgets is not built or timed, and keeps the roofline's
-    latency and the weights' size, marked as estimates (`measured=False`). With `measure_all` (or no budget at all)
-    every candidate is measured; with `predict` none is. Measured figures are cached per backend in `caches`."""
+    Every candidate is first predicted by its backend's latency model (`models`, else the one stored in `model_dir`
+    for this machine, runtime and thread count, else calibrated now: `mobilenet.bench.timing.latency_models`), or
+    read from `caches`. Then what decides the pick is measured, in interleaved rounds: most accurate first, the
+    candidates whose weights fit `size_mb` and whose prediction is within `latency_ms` x (1 + `MARGIN`), until
+    `RIVALS` of them were predicted to fit; again while a measured candidate turns out over budget or a more
+    accurate one could still fit. The rest keep their predictions, marked as such (`measured=False`). With
+    `measure_all` (or no budget at all) every candidate is measured; with `predict` none is. `refresh` measures
+    again what is measured, replacing the cached figures."""
     threads = threads or torch.get_num_threads()
     caches = caches or {}
-    if hardware is None:
-        hardware = probe(threads)
-    measure_all = measure_all or (latency_ms is None and size_mb is None)
+    measure_all = not predict and (measure_all or (latency_ms is None and size_mb is None))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, entry in enumerate(entries):
             for backend in backends:
                 known = accuracy_for(entry, backend)
                 if known[0] is None and entry.weights and not predict:  # the user's model: measure its int8 top-1
-                    (Path(tmp) / str(i)).mkdir(exist_ok=True)  # the files its timing reuses
-                    known = measured_int8_accuracy(entry, backend, Path(tmp) / str(i))
+                    known = measured_int8_accuracy(entry, backend, Path(tmp) / f"{i}-{backend}")
                 rows.append((entry, backend, known))
-        order = list(range(len(rows)))  # measuring everything: in the order given
-        if not measure_all:  # most accurate first, so that what cannot beat a measured fit is not measured
-            order.sort(key=lambda k: -(rows[k][2][0] if rows[k][2][0] is not None else -1))
-        bar = None
-        if progress and not predict:
-            from tqdm import tqdm
+    if models is None and not measure_all:
+        models = latency_models(backends, threads, model_dir, progress=progress)
+    elif models is None:  # everything is measured: a stored model only adds its predictions beside the figures
+        models = stored_models(backends, threads, model_dir)
+    out = [_predicted(entry, backend, known, models.get(backend)) for entry, backend, known in rows]
+    if predict:
+        return out
+    for k, (entry, backend, _) in enumerate(rows):
+        cache = caches.get(backend)
+        cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
+        if cached is not None:
+            out[k] = _measured(out[k], cached, threads)
+    todo = [k for k in range(len(out)) if not out[k].measured] if measure_all else _decisive(out, latency_ms, size_mb)
+    done: set[int] = set()
+    while todo:
+        pairs = [(rows[k][0].config, rows[k][0].resolution, rows[k][1]) for k in todo]
+        levels = {b: m.reference_ms for b, m in models.items() if m.reference_ms > 0}
+        keys = {(member_key(rows[k][0].config, rows[k][0].resolution), rows[k][1]): k for k in todo}
 
-            bar = tqdm(total=len(rows), desc=f"measuring ({', '.join(backends)})", unit="candidate",
-                       file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-        out: dict[int, Candidate] = {}
-        best = None  # the accuracy of the best candidate measured within both budgets
-        try:
-            for k in order:
-                entry, backend, (accuracy, source, kind) = rows[k]
-                estimate = _predicted(entry, hardware, backend, accuracy, source, kind)
-                why_not = _not_decisive(estimate, accuracy, best, size_mb)
-                if predict or (why_not and not measure_all):
-                    note = "" if predict else f"; not measured: {why_not}"
-                    out[k] = dataclasses.replace(estimate, latency_source=estimate.latency_source + note)
-                else:
-                    if bar is not None:
-                        bar.set_postfix_str(f"{entry.name} {entry.alpha} @{entry.resolution} {backend}", refresh=True)
-                    out[k] = _measured(
-                        entry,
-                        backend,
-                        accuracy,
-                        source,
-                        kind,
-                        caches.get(backend),
-                        threads,
-                        batch,
-                        min_time_s,
-                        refresh,
-                        Path(tmp) / str(entries.index(entry)),
-                    )
-                    fits = (latency_ms is None or out[k].latency_ms <= latency_ms) and (
-                        size_mb is None or out[k].size_mb <= size_mb
-                    )
-                    if fits and accuracy is not None:
-                        best = accuracy if best is None else max(best, accuracy)
-                if bar is not None:
-                    bar.update()
-        finally:
-            if bar is not None:
-                bar.close()
-    return [out[k] for k in range(len(rows))]
+        def store(backend: str, timed: dict[tuple[str, str], dict[str, object]], keys=keys) -> None:
+            for pair, row in timed.items():
+                if pair in keys and caches.get(backend) is not None:
+                    caches[backend].store(rows[keys[pair]][0].key(), row)
+
+        timed = time_pairs(pairs, threads, rounds=rounds, progress=progress, levels=levels, done=store)
+        for pair, k in keys.items():
+            out[k] = _measured(out[k], timed[pair], threads)
+        done.update(todo)
+        todo = [] if measure_all else [k for k in _decisive(out, latency_ms, size_mb) if k not in done]
+    return out
 
 
-def _not_decisive(estimate: Candidate, accuracy: float | None, best: float | None, size_mb: float | None) -> str:
-    """Why measuring this candidate cannot change the pick ("" when it can)."""
-    if accuracy is None:
-        return "its accuracy at this precision is unknown"
-    if best is not None and accuracy < best:
-        return f"{accuracy:.1f}% is below a measured candidate within budget ({best:.1f}%)"
-    if size_mb is not None and estimate.size_mb > size_mb:
-        return f"its weights alone take {estimate.size_mb:.2f} MB, over the {size_mb:g} MB budget"
-    return ""
+def _decisive(found: list[Candidate], latency_ms: float | None, size_mb: float | None) -> list[int]:
+    """The indices of the unmeasured candidates that can decide the pick (see `survey`)."""
+    fits = [c.accuracy for c in found if c.measured and c.accuracy is not None and _within(c, latency_ms, size_mb)]
+    best = max(fits, default=None)
+    known = [k for k, c in enumerate(found) if c.accuracy is not None]
+    order = sorted(known, key=lambda k: (-found[k].accuracy, found[k].latency_ms))
+    chosen, predicted_fits = [], 0
+    for k in order:
+        c = found[k]
+        if best is not None and c.accuracy < best:
+            break  # nothing further down can beat a measured fit
+        if c.measured or (size_mb is not None and c.size_mb > size_mb):
+            continue
+        if latency_ms is not None and c.latency_ms > latency_ms * (1 + MARGIN):
+            continue
+        chosen.append(k)
+        predicted_fits += latency_ms is None or c.latency_ms <= latency_ms
+        if predicted_fits == RIVALS:
+            break
+    return chosen
 
 
-def _measured(entry, backend, accuracy, source, kind, cache, threads, batch, min_time_s, refresh, directory):
-    cached = cache.data.get(entry.key()) if cache is not None and not refresh else None
-    if cached is None:
-        directory.mkdir(exist_ok=True)  # one folder per entry: its backends share the exported files
-        model = build(entry.config).eval()
-        run, facts = make_runner(model, backend, entry.resolution, batch, threads, workdir=str(directory))
-        timing = time_calls(run, batch=batch, min_time_s=min_time_s)
-        size = _file_size_mb(model, directory, facts)
-        cached = timing.to_dict() | {"size_mb": size, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-        if cache is not None:  # after every model: an interrupted sweep keeps what it measured
-            cache.store(entry.key(), cached)
-    spread = f"p10 {cached['p10_ms']:.2f}, p90 {cached['p90_ms']:.2f} ms"
-    latency_source = (f"measured: {backend}, {threads} thread(s), batch {batch}, median of {cached['runs']} "
-                      f"({spread}), {cached['measured_at']}")  # fmt: skip
-    return Candidate(
-        entry,
-        cached["median_ms"],
-        latency_source,
-        cached["size_mb"],
-        f"{backend} file",
-        cached["spread"],
-        backend,
-        accuracy,
-        source,
-        kind,
-    )
+def _within(c: Candidate, latency_ms: float | None, size_mb: float | None) -> bool:
+    return (latency_ms is None or c.latency_ms <= latency_ms) and (size_mb is None or c.size_mb <= size_mb)
 
 
-def _predicted(entry: Entry, hardware, backend: str, accuracy=None, source="", kind="") -> Candidate:
+def stored_model(backend: str, threads: int, directory: str | os.PathLike | None) -> LatencyModel | None:
+    """The latency model stored in `directory` for this machine, `backend`'s runtime and `threads`, if any."""
+    if directory is None:
+        return None
+    return load_model(model_path(directory, machine_id(), backend, runtime_version(backend), threads))
+
+
+def stored_models(backends: list[str], threads: int | None, directory) -> dict[str, LatencyModel]:
+    """The latency models stored in `directory` for these backends on this machine (those there are)."""
+    threads = threads or torch.get_num_threads()
+    return {b: m for b in backends if (m := stored_model(b, threads, directory)) is not None}
+
+
+def _measured(estimate: Candidate, row: dict[str, object], threads: int) -> Candidate:
+    """`estimate` with the measured latency and file size of `row` (a cache entry or `time_pairs`' row)."""
+    rounds = len(row.get("rounds_ms", ())) or None
+    how = f"median of {rounds} interleaved rounds" if rounds else f"median of {row['runs']} calls"
+    source = (f"measured: {estimate.backend}, {threads} thread(s), batch 1, {how} (p10 {row['p10_ms']:.2f}, "
+              f"p90 {row['p90_ms']:.2f} ms), {row['measured_at']}")  # fmt: skip
+    return dataclasses.replace(estimate, latency_ms=float(row["median_ms"]), latency_source=source,
+                               size_mb=float(row["size_mb"]), size_source=f"{estimate.backend} file",
+                               spread=float(row["spread"]), measured=True)  # fmt: skip
+
+
+def _predicted(entry: Entry, backend: str, known: tuple[float | None, str, str], model: LatencyModel | None):
+    accuracy, source, kind = known
     report = profile(entry.config, resolution=entry.resolution)
-    predicted = roofline(report, hardware).predicted_ms
     bytes_per_weight = 1 if get_backend(backend).precision == "int8" else 4
-    if not kind:
-        accuracy, source, kind = accuracy_for(entry, backend)
+    predicted = model.predict(entry.config, entry.resolution) if model is not None else float("nan")
     return Candidate(
         entry,
         predicted,
-        f"predicted: roofline, fp32, {hardware.peak_macs_per_s / 1e9:.0f} GMAC/s, "
-        f"{hardware.bandwidth_bytes_per_s / 1e9:.0f} GB/s (not measured)",
+        f"predicted: {model.describe()}" if model is not None else "not measured, and no latency model",
         report.params_conv_linear * bytes_per_weight / 1e6,
         f"estimated, at least: {bytes_per_weight} byte(s) per conv/linear weight (no file written)",
         backend=backend,
@@ -553,6 +546,7 @@ def _predicted(entry: Entry, hardware, backend: str, accuracy=None, source="", k
         accuracy_source=source,
         accuracy_kind=kind,
         measured=False,
+        predicted_ms=predicted,
     )
 
 
@@ -566,22 +560,32 @@ def candidates(
     use_cache: bool = True,
     refresh: bool = False,
     progress: bool = True,
-    hardware=None,
     latency_ms: float | None = None,
     size_mb: float | None = None,
     measure_all: bool = False,
+    recalibrate: bool = False,
+    device: str | os.PathLike | None = None,
 ) -> tuple[list[Candidate], dict[str, LatencyCache | None]]:
     """The candidates of a selection, member x backend, and the caches their latencies came from: the entries of
     `accuracy` ("published": the ImageNet tables; else a results file, `entries_from_file`), only those of the
     versions `models` when given, with every backend of `backends` (default: each deployment backend this machine
-    supports), surveyed here (`survey`: what decides the pick within `latency_ms` and `size_mb` is measured) with
-    the latency caches in `cache` (default `cache_dir()`; none with `use_cache=False` or `predict`)."""
+    supports), surveyed here (`survey`: what decides the pick within `latency_ms` and `size_mb` is measured, the
+    rest predicted) with the latency caches and latency models in `cache` (default `cache_dir()`; none stored with
+    `use_cache=False`). `recalibrate`: time the calibration members again. `device`: a measurements file from
+    another device (`mobilenet calibrate --kit`): every latency is predicted for that device and its backend."""
     entries = published_entries() if accuracy == "published" else entries_from_file(accuracy)
     if models:
         unknown = sorted(set(models) - {e.name for e in entries})
         if unknown:
             raise InputError(f"no candidates named {', '.join(unknown)} in {accuracy}")
         entries = [e for e in entries if e.name in models]
+    if device is not None:  # nothing runs here: the device's own latency model predicts every figure
+        model = from_measurements(device)
+        if backends and list(backends) != [model.backend]:
+            raise InputError(f"{device} measured {model.backend}; select for that backend (or omit --backend)")
+        found = survey(entries, [model.backend], latency_ms, size_mb, threads, predict=True, progress=progress,
+                       models={model.backend: model})  # fmt: skip
+        return found, {model.backend: None}
     for name in backends or ():
         reason = supported(name)
         if reason:
@@ -589,22 +593,15 @@ def candidates(
     backends = list(backends) if backends else deploy_backends()
     threads = threads or torch.get_num_threads()
     caches: dict[str, LatencyCache | None] = dict.fromkeys(backends)
-    if use_cache and not predict:
-        directory = Path(cache) if cache else cache_dir()
+    directory = (Path(cache) if cache else cache_dir()) if use_cache else None
+    if directory is not None and not predict:
         caches = {name: LatencyCache.open(directory, machine_id(), name, threads, 1) for name in backends}
-    found = survey(
-        entries,
-        backends,
-        latency_ms,
-        size_mb,
-        threads,
-        caches=caches,
-        predict=predict,
-        hardware=hardware,
-        progress=progress,
-        refresh=refresh,
-        measure_all=measure_all,
-    )
+    latency = None
+    if recalibrate or not (measure_all or (latency_ms is None and size_mb is None)) or predict:
+        latency = latency_models(backends, threads, directory, recalibrate=recalibrate, progress=progress)
+    found = survey(entries, backends, latency_ms, size_mb, threads, caches=caches, predict=predict,
+                   progress=progress, refresh=refresh, measure_all=measure_all, models=latency,
+                   model_dir=directory)  # fmt: skip
     return found, caches
 
 

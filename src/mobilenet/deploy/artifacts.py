@@ -13,7 +13,7 @@ import torch
 from mobilenet._io import InputError
 from mobilenet.deploy.backends import get_backend
 from mobilenet.deploy.onnx import export_checkpoint, export_onnx
-from mobilenet.deploy.quantize import quantize_by
+from mobilenet.deploy.quantize import lower_portable, quantize_by
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
 from mobilenet.model import MobileNet
@@ -31,7 +31,7 @@ class RandomCalibration:
     """Random images in the model's input shape, standing in for a dataset where only speed or size is measured
     (the int8 file's size and speed do not depend on its scales)."""
 
-    def __init__(self, chans: int, size: int, n: int = 32) -> None:
+    def __init__(self, chans: int, size: int, n: int = 4) -> None:
         generator = torch.Generator().manual_seed(0)
         self.images = torch.randint(0, 256, (n, chans, size, size), dtype=torch.uint8, generator=generator)
         self.info = type("Info", (), {"channels": chans, "mean": (0.5,) * chans, "std": (0.25,) * chans})
@@ -51,11 +51,13 @@ def build_artifact(
     calibration=None,
     recipe: QuantizeRecipe | None = None,
     checkpoint: str | os.PathLike | None = None,
+    exporter: str = "dynamo",
 ) -> Path:
     """The file `backend` runs for `model` at `resolution`, in `directory` (reused when already there). int8 files
     are calibrated on `calibration` (a dataset's training split; default: 32 random images, for speed and size) by
     `recipe` (default: the library's, with as many samples as the calibration set has). With `checkpoint` (the file
-    `model` was loaded from), its labels, normalization and dataset travel into the ONNX files' metadata."""
+    `model` was loaded from), its labels, normalization and dataset travel into the ONNX files' metadata.
+    `exporter`: `export_onnx`'s (the fast "torchscript" one where only speed and size are measured)."""
     artifact = get_backend(backend).artifact
     directory = Path(directory)
     path = directory / FILES[artifact]
@@ -67,12 +69,17 @@ def build_artifact(
     if not fp32.is_file() and checkpoint is not None:
         export_checkpoint(checkpoint, fp32, resolution)
     elif not fp32.is_file():
-        export_onnx(model, fp32, resolution)
+        export_onnx(model, fp32, resolution, exporter=exporter)
     if artifact == "onnx":
         return fp32
     calibration = calibration or RandomCalibration(model.config.in_chans, resolution)
     recipe = recipe or QuantizeRecipe(samples=min(QuantizeRecipe.samples, len(calibration)))
-    return quantize_by(fp32, path, calibration, replace(recipe, portable=artifact == "onnx-int8-portable"))
+    portable = directory / FILES["onnx-int8-portable"]
+    if not portable.is_file():
+        quantize_by(fp32, portable, calibration, replace(recipe, portable=True))
+    if artifact == "onnx-int8-portable":
+        return portable
+    return lower_portable(portable, path)  # the same quantization, h-swish lowered: no second calibration
 
 
 def load_artifact(path: str | os.PathLike, backend: str, threads: int | None = None) -> OnnxModel | OpenVinoModel:

@@ -10,6 +10,7 @@ operators (`mobilenet quantize`, for ONNX Runtime only: its metadata says so) an
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from dataclasses import dataclass
 
 from mobilenet._io import InputError
@@ -104,6 +105,16 @@ def openvino_capabilities() -> tuple[str, ...] | None:
     except ImportError:
         return None
     return tuple(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def runtime_version(name: str) -> str:
+    """The runtime backend `name` runs in and its installed version, e.g. "onnxruntime 1.20.1" (what latency models
+    and caches are keyed by: a new version measures again)."""
+    runtime = get_backend(name).runtime
+    try:
+        return f"{runtime} {importlib.metadata.version(runtime)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{runtime} (not installed)"
 
 
 def deploy_backends(names: tuple[str, ...] | list[str] | None = None) -> list[str]:

@@ -137,9 +137,31 @@ def lower_hard_activations(model) -> int:
     return len(replacement)
 
 
+def inline_identities(model) -> int:
+    """Replace, in place, every Identity node that copies an initializer by a copy of that initializer under the
+    node's output name; returns how many. (PyTorch's TorchScript exporter writes equal parameters, such as the zero
+    biases of a freshly folded BN, once and the rest as Identity copies; ONNX Runtime's quantizer only quantizes a
+    bias that is an initializer.)"""
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    copies = [n for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    for node in copies:
+        copy = type(initializers[node.input[0]])()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        graph.node.remove(node)
+    _drop_unused(graph)
+    return len(copies)
+
+
 def _drop_unused(graph) -> None:
+    """Drop the initializers and Constant nodes nothing reads any more."""
     used = {name for node in graph.node for name in node.input}
     used.update(output.name for output in graph.output)
+    dead = [n for n in graph.node if n.op_type == "Constant" and not any(out in used for out in n.output)]
+    for node in dead:
+        graph.node.remove(node)
     kept = [i for i in graph.initializer if i.name in used]
     if len(kept) < len(graph.initializer):
         del graph.initializer[:]

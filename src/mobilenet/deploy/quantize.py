@@ -147,6 +147,28 @@ def quantize_onnx(
         return atomic_write(out_path, write)
 
 
+def lower_portable(portable_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """The ONNX Runtime int8 file from a portable one: the same quantization, with h-swish and h-sigmoid lowered to
+    ONNX Runtime's int8 operators (what `quantize_onnx` writes without `portable`, with no second calibration)."""
+    import onnx
+
+    check_output(out_path)
+    proto = load_onnx(portable_path)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    if "quantization" not in metadata or RUNTIME_KEY in metadata:
+        raise InputError(f"{portable_path} is not a portable int8 file written by `mobilenet quantize --portable`")
+    lowered = lower_hard_activations(proto)
+    note = metadata["quantization"].replace("0 hard activations lowered", f"{lowered} hard activations lowered")
+    del proto.metadata_props[:]
+    set_metadata(proto, {**metadata, **({RUNTIME_KEY: "onnxruntime"} if lowered else {}), "quantization": note})
+
+    def write(target: str) -> None:
+        onnx.save(proto, target)
+        OnnxModel(target)  # the file must load and be the classifier it was
+
+    return atomic_write(out_path, write)
+
+
 def quantize_by(
     model_path: str | os.PathLike, out_path: str | os.PathLike, calibration, recipe: QuantizeRecipe
 ) -> Path:

@@ -40,6 +40,7 @@ class ReportData:
     scaling: list  # scaling_points(): latency against the alpha^2 rho^2 law, one dict per member of SCALING_MODEL
     frontiers: dict = field(default_factory=dict)  # backend -> its Pareto frontier, Candidate.to_dict() each
     format: int = FORMAT
+    latency_model: dict = field(default_factory=dict)  # backend -> LatencyModel.to_dict() and its "describe"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -51,8 +52,10 @@ class ReportData:
         except json.JSONDecodeError as error:
             raise InputError(f"{source} is not JSON ({error})") from None
         names = {f.name for f in fields(cls)}
-        if isinstance(data, dict) and data.get("format") == 1 and set(data) == names - {"frontiers"}:
+        if isinstance(data, dict) and data.get("format") == 1 and set(data) == names - {"frontiers", "latency_model"}:
             data = _upgrade_from_1(data)
+        if isinstance(data, dict) and data.get("format") == FORMAT and "latency_model" not in data:
+            data = data | {"latency_model": {}}  # written before the latency models: nothing to draw
         if not isinstance(data, dict) or data.get("format") != FORMAT or set(data) != names:
             raise InputError(f"{source} is not report data of format {FORMAT} (written by `mobilenet report`)")
         return cls(**data)
@@ -121,10 +124,12 @@ def collect(
     backend: str | list[str] | None = None,
     model: Candidate | None = None,
     measure: bool = True,
+    models: dict | None = None,
 ) -> ReportData:
     """Profile and measure what the page shows. The roofline is of `model` (default: the pick; the first frontier
     member when nothing fits), at its own width, options and resolution; with `measure`, each of its layers is also
-    timed in eager PyTorch on this machine (`mobilenet.bench.layers.check_roofline`)."""
+    timed in eager PyTorch on this machine (`mobilenet.bench.layers.check_roofline`). `models`: the backends'
+    latency models (`mobilenet.bench.latency_model.LatencyModel`), drawn against what was measured."""
     backends = sorted({c.backend for c in choice.candidates})
     shown = model or choice.pick or choice.frontier[0]
     entry = shown.entry
@@ -154,4 +159,5 @@ def collect(
         measured=measured,
         cost_by_kind=cost_by_kind,
         scaling=scaling_points(choice.candidates),
+        latency_model={b: m.to_dict() | {"describe": m.describe()} for b, m in (models or {}).items()},
     )

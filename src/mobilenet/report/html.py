@@ -200,6 +200,35 @@ def plot_scaling(points: list[dict[str, float]], name: str) -> str:
     return _png(fig)
 
 
+def plot_latency_model(models: dict[str, dict], candidates: list[dict]) -> str:
+    """Predicted against measured latency, per backend: the calibration members hollow (fitted), every candidate
+    measured in this run filled (predicted before it was timed), with the line of agreement and +-10%."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    values = []
+    for i, (backend, model) in enumerate(sorted(models.items())):
+        color = f"C{i}"
+        cal = [(c["measured_ms"], c["fitted_ms"]) for c in model["calibration"]]
+        ax.scatter(*zip(*cal, strict=True), facecolors="none", edgecolors=color, label=f"{backend}: calibration")
+        scored = [(c["latency_ms"], c["predicted_ms"]) for c in candidates
+                  if c["backend"] == backend and c.get("measured", True) and c.get("predicted_ms", 0) > 0]  # fmt: skip
+        if scored:
+            ax.scatter(*zip(*scored, strict=True), color=color, label=f"{backend}: measured candidates")
+        values += [v for pair in cal + scored for v in pair]
+    low, high = min(values) * 0.8, max(values) * 1.25
+    ax.plot([low, high], [low, high], "k-", lw=1, label="predicted = measured")
+    for factor in (0.9, 1.1):
+        ax.plot([low, high], [low * factor, high * factor], "k--", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title("The latency models against measurement (dashed: ±10%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def _table(header: list[str], rows: list[list[object]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
@@ -324,6 +353,18 @@ def render_html(data: ReportData) -> str:
             "<h2>Scaling with α and ρ</h2><p class='note'>Not measured in this run: the survey timed only what could "
             "decide the pick. <code>--measure-all</code> times every member and draws measured latency against the "
             "α²ρ² law here.</p>"
+        ]
+    if data.latency_model:
+        parts += [
+            "<h2>The latency models</h2><p class='note'>Each backend's latency, predicted from the member's layers "
+            "(per-kind cost of multiply-adds and bytes, per layer and per call), calibrated on members off the "
+            "published grid timed here. Hollow: the calibration members (fitted); filled: the candidates this run "
+            "measured, predicted before they were timed.</p>",
+            img(plot_latency_model(data.latency_model, choice["candidates"]), "predicted against measured latency"),
+            _table(
+                ["backend", "latency model"],
+                [[backend, model["describe"]] for backend, model in sorted(data.latency_model.items())],
+            ),
         ]
     parts += [
         "<h2>Every candidate</h2>",

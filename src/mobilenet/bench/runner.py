@@ -1,0 +1,289 @@
+"""Timing that survives a drifting machine, in one file that also runs where PyTorch is not installed.
+
+`time_rounds` times several models in interleaved rounds: each round runs a block of calls of every model, in a
+shuffled order, with a short block of a fixed reference model between any two. A model's figure in a round is its
+block median over the mean of the reference's two blocks beside it, and its figure is the median of these ratios
+over rounds times the reference's level (its median when the latency model was calibrated, or in this sweep):
+the machines here change speed by up to 1.5x from one second to the next (docs/bench.md), and a slow second slows
+a block and the reference beside it alike, so the ratio cancels it; a model timed early is compared fairly with
+one timed late, and a sweep run in a slow minute gives the figures of one run in a quiet one. Every block starts
+with untimed calls: after another model ran, the first calls find cold caches and sleeping threads (32 ms instead
+of 7 for mobilenet_v2). A model whose ratios spread more than `NOISY` (p90 / p10) over rounds was timed while the
+machine was busy and gets another `rounds` rounds, up to `retries` times.
+
+This module needs only the standard library and numpy (and ONNX Runtime or OpenVINO to load a file). The library
+times its sweeps with it, and `mobilenet calibrate --kit DIR` copies it verbatim into a calibration kit: on the
+device, `python mobilenet_runner.py DIR --backend onnx --device "my board"` times the kit's models and writes the
+measurements file that `mobilenet select --device FILE` calibrates its latency model from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1  # of the kit and of the measurements file
+KIT_FILE = "kit.json"
+ROUNDS = 5  # interleaved rounds of a sweep
+BLOCK_S = 0.05  # seconds of calls per model per round
+NOISY = 1.5  # p90 / p10 of a model's round ratios above this: measured again
+SETTLE_S = 0.02  # pause before each block: runtimes' idle worker threads spin for a while after a call
+WARM_CALLS = 3  # untimed calls at the start of each block
+RETRIES = 1  # at most this many extra passes of `ROUNDS` rounds for the noisy ones
+RUNTIMES = {"onnx": ("onnxruntime", "f32"), "onnx-int8": ("onnxruntime", "f32"),
+            "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16"),
+            "openvino-int8": ("openvino", "f32")}  # fmt: skip
+
+
+def _calls_per_block(run: Callable[[], object], block_s: float) -> int:
+    """Warm `run` up (at least 3 calls and 0.05 s) and size a block of calls to about `block_s` seconds."""
+    started, done = time.perf_counter(), 0
+    while done < 3 or time.perf_counter() - started < 0.05:
+        run()
+        done += 1
+    per_call = (time.perf_counter() - started) / done
+    return max(3, round(block_s / per_call))
+
+
+def _block_ms(run: Callable[[], object], calls: int) -> float:
+    time.sleep(SETTLE_S)  # let the previous model's worker threads stop spinning
+    for _ in range(WARM_CALLS):  # after another model ran, the first calls find cold caches and sleeping threads
+        run()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _spread(values: list[float]) -> float:
+    return float(np.percentile(values, 90) / np.percentile(values, 10))
+
+
+def time_rounds(
+    runners: dict[str, Callable[[], object]],
+    reference: str,
+    rounds: int = ROUNDS,
+    block_s: float = BLOCK_S,
+    seed: int = 0,
+    noisy: float = NOISY,
+    retries: int = RETRIES,
+    level_ms: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, object]]:
+    """Time every runner of `runners` (zero-argument callables) in interleaved rounds against `reference` (a key of
+    `runners`), as the module docstring says. Returns, per key: `median_ms` (its median ratio times the reference's
+    level: `level_ms` when given, else the reference's median in this sweep), `ratio` (its median ratio to the
+    reference beside it), `p10_ms`, `p90_ms` and `spread` (p90 / p10) of its scaled round figures, `runs` (timed
+    calls), `rounds_ms` (its block median per round) and `reference_ms` (the reference's beside it).
+    `progress(done, total)` is called after each round."""
+    if reference not in runners:
+        raise ValueError(f"the reference {reference!r} is not among the runners")
+    if rounds < 3:
+        raise ValueError(f"need at least 3 rounds, got {rounds}")
+    rng = random.Random(seed)
+    calls = {key: _calls_per_block(run, block_s) for key, run in runners.items()}
+    reference_calls = max(3, calls[reference] // 4)  # a short block of the reference between any two others
+    own: dict[str, list[float]] = {key: [] for key in runners}
+    beside: dict[str, list[float]] = {key: [] for key in runners}
+    blocks: list[float] = []  # every block of the reference
+    pending = [key for key in runners if key != reference]
+    total, done = rounds, 0
+    for attempt in range(retries + 1):
+        for _ in range(rounds):
+            rng.shuffle(pending)
+            before = _block_ms(runners[reference], reference_calls)
+            blocks.append(before)
+            for key in pending:
+                own[key].append(_block_ms(runners[key], calls[key]))
+                after = _block_ms(runners[reference], reference_calls)
+                blocks.append(after)
+                beside[key].append((before + after) / 2)
+                before = after
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        if attempt == retries:
+            break
+        pending = [key for key in pending if _spread(_ratios(own[key], beside[key])) > noisy]
+        if not pending:
+            break
+        total += rounds
+    own[reference] = beside[reference] = blocks
+    level = statistics.median(blocks) if level_ms is None else level_ms
+    out = {}
+    for key in runners:
+        ratios = _ratios(own[key], beside[key])
+        scaled = [r * level for r in ratios]
+        out[key] = {
+            "median_ms": statistics.median(scaled),
+            "ratio": statistics.median(ratios),
+            "p10_ms": float(np.percentile(scaled, 10)),
+            "p90_ms": float(np.percentile(scaled, 90)),
+            "spread": _spread(ratios) if key != reference else _spread(blocks),
+            "runs": (calls[key] if key != reference else reference_calls) * len(own[key]),
+            "rounds_ms": [round(v, 4) for v in own[key]],
+            "reference_ms": [round(v, 4) for v in beside[key]] if key != reference else [],
+        }
+    out[reference]["median_ms"] = level
+    out[reference]["sweep_median_ms"] = statistics.median(blocks)
+    return out
+
+
+def _ratios(own: list[float], ref: list[float]) -> list[float]:
+    return [a / b for a, b in zip(own, ref, strict=True)]
+
+
+def onnxruntime_runner(path: str | os.PathLike, threads: int, batch: int = 1) -> Callable[[], object]:
+    """A zero-argument callable running the ONNX file at `path` once in ONNX Runtime's CPU provider on a fixed
+    random batch of its input shape."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    spec = session.get_inputs()[0]
+    feed = {spec.name: _batch(spec.shape, batch)}
+    return lambda: session.run(None, feed)
+
+
+def openvino_runner(path: str | os.PathLike, threads: int, precision: str = "f32", batch: int = 1):
+    """A zero-argument callable running the ONNX file at `path` once in OpenVINO on this CPU, compiled for `batch`
+    at inference precision `precision` ("f32" or "bf16")."""
+    import openvino
+
+    core = openvino.Core()
+    model = core.read_model(str(path))
+    shape = list(model.inputs[0].get_partial_shape().get_min_shape())
+    model.reshape([batch, *shape[1:]])
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    request.set_input_tensor(openvino.Tensor(_batch([batch, *shape[1:]], batch)))
+    return request.infer
+
+
+def _batch(shape, batch: int) -> np.ndarray:
+    dims = [batch if not isinstance(d, int) or d < 1 else d for d in shape]
+    dims[0] = batch
+    return np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+
+
+def load_runner(path: str | os.PathLike, backend: str, threads: int, batch: int = 1) -> Callable[[], object]:
+    """The runner of `backend` (a name of `RUNTIMES`) for the file at `path`."""
+    if backend not in RUNTIMES:
+        raise ValueError(f"backend must be one of {', '.join(RUNTIMES)}, got {backend!r}")
+    runtime, precision = RUNTIMES[backend]
+    if runtime == "onnxruntime":
+        return onnxruntime_runner(path, threads, batch)
+    return openvino_runner(path, threads, precision, batch)
+
+
+def runtime_version(backend: str) -> str:
+    """The version of the runtime `backend` runs in, e.g. "onnxruntime 1.20.1"."""
+    runtime = RUNTIMES[backend][0]
+    module = __import__(runtime)
+    return f"{runtime} {getattr(module, '__version__', '?')}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure_kit(
+    kit: str | os.PathLike,
+    backend: str,
+    threads: int,
+    device: str,
+    rounds: int = ROUNDS,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, object]:
+    """Time every model of the calibration kit in the folder `kit` with `backend`: the measurements document."""
+    kit = Path(kit)
+    try:
+        manifest = json.loads((kit / KIT_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{kit} is not a calibration kit ({KIT_FILE}: {error})") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{kit / KIT_FILE} has format {manifest.get('format')!r}; this runner reads {FORMAT}")
+    artifact = manifest["artifacts"].get(backend)
+    if artifact is None:
+        raise ValueError(f"the kit has no files for {backend}; it was made for {', '.join(manifest['artifacts'])}")
+    runners = {}
+    for i, member in enumerate(manifest["members"]):
+        log(f"loading {i + 1}/{len(manifest['members'])}: {member['label']}")
+        runners[member["key"]] = load_runner(kit / member["folder"] / artifact, backend, threads)
+    log(f"timing {len(runners)} models in interleaved rounds")
+    started = time.perf_counter()
+    results = time_rounds(runners, manifest["reference"], rounds=rounds,
+                          progress=lambda done, total: log(f"round {done}/{total}"))  # fmt: skip
+    return {
+        "format": FORMAT,
+        "kind": "mobilenet latency measurements",
+        "device": device,
+        "cpu": cpu_model(),
+        "platform": platform.platform(),
+        "backend": backend,
+        "runtime": runtime_version(backend),
+        "threads": threads,
+        "batch": 1,
+        "reference": manifest["reference"],
+        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "members": {member["key"]: {"config": member["config"], "resolution": member["resolution"],
+                                    **results[member["key"]]} for member in manifest["members"]},
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mobilenet_runner.py",
+        description="Time a mobilenet calibration kit on this device (needs numpy and ONNX Runtime or OpenVINO) and "
+        "write the measurements file that `mobilenet select --device FILE` reads.",
+    )
+    parser.add_argument("kit", nargs="?", default=str(Path(__file__).resolve().parent),
+                        help="the kit's folder (default: this file's folder)")  # fmt: skip
+    parser.add_argument("--backend", default="onnx", choices=tuple(RUNTIMES), help="runtime and precision")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all)")
+    parser.add_argument("--device", default=platform.node() or "device", help="the device's name, for the labels")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--out", help="the measurements file (default: measurements-<device>-<backend>.json)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    try:
+        document = measure_kit(args.kit, args.backend, args.threads, args.device, args.rounds,
+                               log=lambda message: print(message, file=sys.stderr, flush=True))  # fmt: skip
+    except (ValueError, ImportError, OSError) as error:
+        print(f"mobilenet_runner: error: {error}", file=sys.stderr)
+        return 2
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.device)
+    out = Path(args.out or f"measurements-{safe}-{args.backend}.json")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(tmp, out)
+    print(f"wrote {out}: {len(document['members'])} models, {document['seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

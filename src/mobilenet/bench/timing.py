@@ -1,0 +1,209 @@
+"""Timing many (member, backend) pairs in one sweep, and calibrating the latency models from one.
+
+Each member's files are built once, in a folder of their own, and shared by its backends (the fp32 file serves ONNX
+Runtime and OpenVINO; the portable int8 file ONNX Runtime and OpenVINO int8). They are exported with the fast
+exporter and int8 files calibrated on random images: only speed and size are measured here, and neither depends on
+the exporter (the same runtime graph) or on the quantization scales. One backend's files are loaded at a time and
+timed in interleaved rounds (`mobilenet.bench.runner.time_rounds`) with the reference member, the first calibration
+member, in every round; each pair's row keeps its per-round figures.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from mobilenet._io import InputError, write_text
+from mobilenet.bench import runner
+from mobilenet.bench.latency import make_runner
+from mobilenet.bench.latency_model import (
+    LatencyModel,
+    calibration_members,
+    fit,
+    load_model,
+    member_key,
+    model_path,
+    store_model,
+)
+from mobilenet.bench.runner import FORMAT as KIT_FORMAT
+from mobilenet.bench.runner import KIT_FILE, ROUNDS, RUNTIMES, time_rounds
+from mobilenet.cost.roofline import machine_id
+from mobilenet.deploy.artifacts import FILES, build_artifact
+from mobilenet.deploy.backends import get_backend, runtime_version
+from mobilenet.model import build
+from mobilenet.resolve import ModelConfig
+
+Pair = tuple[ModelConfig, int, str]  # (config, resolution, backend)
+
+
+def time_pairs(
+    pairs: list[Pair],
+    threads: int,
+    workdir: str | Path | None = None,
+    rounds: int = ROUNDS,
+    progress: bool = True,
+    levels: dict[str, float] | None = None,
+    done: Callable[[str, dict[tuple[str, str], dict[str, object]]], None] | None = None,
+) -> dict[tuple[str, str], dict[str, object]]:
+    """Time every (config, resolution, backend) of `pairs` on this machine with `threads` threads, interleaved, one
+    backend's pairs together, each against the reference member (`time_rounds`; figures scaled to `levels[backend]`,
+    the reference's calibrated median, where given). Returns, per (`member_key`, backend), `time_rounds`' row plus
+    `size_mb` (the file the backend runs), `reference` (the reference member's key) and `measured_at`; the
+    reference's own row is among them. `done(backend, rows)` is called as each backend's sweep ends (to store its
+    figures: an interrupted sweep keeps the backends it finished)."""
+    reference = calibration_members()[0]
+    members: dict[str, tuple[ModelConfig, int]] = {member_key(*reference): reference}
+    backends: dict[str, list[str]] = {}
+    for config, resolution, backend in pairs:
+        key = member_key(config, resolution)
+        members.setdefault(key, (config, resolution))
+        backends.setdefault(backend, [])
+        if key not in backends[backend]:
+            backends[backend].append(key)
+    folders = {key: str(i) for i, key in enumerate(members)}
+    reference_key = member_key(*reference)
+    out: dict[tuple[str, str], dict[str, object]] = {}
+    bar = _bar(sum(len(keys) + 1 for keys in backends.values()), progress)
+    holder = tempfile.TemporaryDirectory() if workdir is None else None
+    root = Path(holder.name if holder else workdir)
+    try:
+        wanted = {key: [b for b, keys in backends.items() if key in keys or key == reference_key] for key in members}
+        _build_all({root / folders[key]: (*members[key], wanted[key]) for key in members})
+        for backend, keys in backends.items():
+            runners, sizes = {}, {}
+            for key in [reference_key, *(k for k in keys if k != reference_key)]:
+                config, resolution = members[key]
+                if bar is not None:
+                    bar.set_postfix_str(f"building {config.name} {config.alpha} @{resolution} {backend}", refresh=True)
+                folder = root / folders[key]
+                folder.mkdir(parents=True, exist_ok=True)
+                run, facts = make_runner(build(config), backend, resolution, 1, threads, str(folder), "torchscript")
+                runners[key], sizes[key] = run, facts["size_mb"]
+                if bar is not None:
+                    bar.update()
+            if bar is not None:
+                bar.set_postfix_str(f"timing {len(runners)} on {backend}", refresh=True)
+            rows = time_rounds(runners, reference_key, rounds=rounds, level_ms=(levels or {}).get(backend))
+            stamp = time.strftime("%Y-%m-%d %H:%M")
+            facts = {"reference": reference_key, "measured_at": stamp}
+            finished = {(key, backend): rows[key] | facts | {"size_mb": sizes[key]} for key in [reference_key, *keys]}
+            out.update(finished)
+            if done is not None:
+                done(backend, finished)
+            del runners
+    finally:
+        if bar is not None:
+            bar.close()
+        if holder is not None:
+            holder.cleanup()
+    return out
+
+
+def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    model = build(config).eval()
+    for backend in backends:
+        build_artifact(model, backend, resolution, folder, exporter="torchscript")
+
+
+def _build_all(jobs: dict[Path, tuple[ModelConfig, int, list[str]]]) -> None:
+    """Build the files of every folder of `jobs`, on two processes where the machine has two cores: exporting and
+    quantizing are mostly single-threaded Python, and half a sweep's cost. The workers are spawned, not forked: a
+    process that already ran PyTorch's OpenMP threads cannot fork safely."""
+    if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
+        for folder, job in jobs.items():
+            _build_files(folder, *job)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        for done in [pool.submit(_build_files, folder, *job) for folder, job in jobs.items()]:
+            done.result()
+
+
+def _bar(total: int, progress: bool):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="timing", unit="file", file=sys.stderr, dynamic_ncols=True)
+
+
+def calibrate(
+    backends: list[str], threads: int, directory: str | Path | None = None, progress: bool = True
+) -> dict[str, LatencyModel]:
+    """Time the calibration members with every backend of `backends` and fit each backend's latency model, stored in
+    `directory` when given."""
+    members = calibration_members()
+    started = time.perf_counter()
+    rows = time_pairs([(c, r, b) for b in backends for c, r in members], threads, progress=progress)
+    seconds = time.perf_counter() - started
+    models = {}
+    for backend in backends:
+        measured = [(c, r, rows[(member_key(c, r), backend)]["median_ms"]) for c, r in members]
+        runtime = runtime_version(backend)
+        model = fit(measured, backend, threads, machine_id(), runtime, seconds=seconds, reference_ms=measured[0][2])
+        if directory is not None:
+            store_model(model, model_path(directory, machine_id(), backend, runtime, threads))
+        models[backend] = model
+    return models
+
+
+def latency_models(
+    backends: list[str],
+    threads: int | None = None,
+    directory: str | Path | None = None,
+    recalibrate: bool = False,
+    progress: bool = True,
+) -> dict[str, LatencyModel]:
+    """Each backend's latency model for this machine and `threads`: the one stored in `directory` for this machine,
+    runtime version and thread count, else calibrated now (all missing backends in one sweep) and stored."""
+    threads = threads or torch.get_num_threads()
+    found: dict[str, LatencyModel | None] = dict.fromkeys(backends)
+    if directory is not None and not recalibrate:
+        for backend in backends:
+            found[backend] = load_model(model_path(directory, machine_id(), backend, runtime_version(backend), threads))
+    missing = [backend for backend, model in found.items() if model is None]
+    if missing:
+        found.update(calibrate(missing, threads, directory, progress))
+    return found  # type: ignore[return-value]
+
+
+KIT_BACKENDS = ("onnx", "onnx-int8", "openvino", "openvino-int8")  # what a kit carries files for, by default
+
+
+def write_kit(directory: str | Path, backends: tuple[str, ...] = KIT_BACKENDS) -> Path:
+    """A calibration kit in `directory` for a device without PyTorch: each calibration member's files for `backends`,
+    `kit.json` naming them, and `mobilenet_runner.py` (`mobilenet.bench.runner`, verbatim) that times them there
+    with numpy and ONNX Runtime or OpenVINO alone and writes the measurements file `select --device` reads."""
+    directory = Path(directory)
+    members = calibration_members()
+    unknown = sorted(set(backends) - set(RUNTIMES))
+    if unknown:
+        raise InputError(
+            f"a kit runs ONNX files; no kit backend {', '.join(unknown)} (choose from {', '.join(RUNTIMES)})"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    _build_all({directory / f"m{i}": (config, resolution, list(backends)) for i, (config, resolution) in
+                enumerate(members)})  # fmt: skip
+    manifest = {
+        "format": KIT_FORMAT,
+        "kind": "mobilenet calibration kit",
+        "reference": member_key(*members[0]),
+        "artifacts": {backend: FILES[get_backend(backend).artifact] for backend in backends},
+        "members": [{"key": member_key(config, resolution), "label": f"{config.name} {config.alpha} @{resolution}",
+                     "config": config.to_dict(), "resolution": resolution, "folder": f"m{i}"}
+                    for i, (config, resolution) in enumerate(members)],
+    }  # fmt: skip
+    write_text(directory / KIT_FILE, json.dumps(manifest, indent=1))
+    shutil.copyfile(runner.__file__, directory / "mobilenet_runner.py")
+    return directory
