@@ -78,6 +78,8 @@ def time_pairs(
     root = Path(holder.name if holder else workdir)
     try:
         wanted = {key: [b for b, keys in backends.items() if key in keys or key == reference_key] for key in members}
+        if bar is not None:
+            bar.set_postfix_str(f"exporting and quantizing {len(members)} members", refresh=True)
         _build_all({root / folders[key]: (*members[key], wanted[key]) for key in members})
         for backend, keys in backends.items():
             runners, sizes = {}, {}
