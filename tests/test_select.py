@@ -323,3 +323,33 @@ def test_select_out_refuses_a_published_configuration(tmp_path):
     pick = sel._predicted(entry, "onnx", sel.accuracy_for(entry, "onnx"), None)
     with pytest.raises(InputError, match="no pretrained weights can be fetched here"):
         sel.write_pick(pick, tmp_path / "out")
+
+
+def test_a_results_files_checkpoint_gets_its_int8_accuracy_measured_in_a_folder_of_its_own(monkeypatch):
+    """Each (checkpoint, int8 backend) is quantized and evaluated in an empty folder of its own; fp32 takes the
+    results file's figure; nothing is measured in predict mode."""
+    from mobilenet.bench.latency_model import member_key
+
+    entries = entries_from_file("weights/manifest.json")
+    folders = []
+
+    def fake_measure(entry, backend, directory):
+        assert directory.is_dir()
+        assert not any(directory.iterdir())
+        folders.append(directory)
+        return 90.0, "measured here", sel.MEASURED
+
+    def fake_time_pairs(pairs, threads, rounds=5, progress=True, levels=None, done=None):
+        row = {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0, "spread": 1.0, "runs": 3, "size_mb": 1.0,
+               "measured_at": "now", "rounds_ms": [1.0] * 3}  # fmt: skip
+        return {(member_key(c, r), b): row for c, r, b in pairs}
+
+    monkeypatch.setattr(sel, "measured_int8_accuracy", fake_measure)
+    monkeypatch.setattr(sel, "time_pairs", fake_time_pairs)
+    backends = ["onnx", "onnx-int8"]
+    sel.survey(entries, backends, predict=True, progress=False, models=dict.fromkeys(backends))
+    assert folders == []  # predict mode measures nothing
+    found = sel.survey(entries, backends, progress=False, models={}, measure_all=True)
+    assert len(folders) == len(set(folders)) == len(entries)  # one per checkpoint, for the one int8 backend
+    assert [c.accuracy for c in found if c.backend == "onnx-int8"] == [90.0] * len(entries)
+    assert [c.accuracy for c in found if c.backend == "onnx"] == [e.accuracy for e in entries]

@@ -144,13 +144,13 @@ def make_runner(
     if backend in ("torch", "torch-fused", "compile"):
         shape = (batch, model.config.in_chans, resolution, resolution)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))  # what runtime_call feeds the others
+        if workdir is not None:  # the checkpoint these backends load: the model as given, not its fused form
+            facts["size_mb"] = build_artifact(model, backend, resolution, workdir).stat().st_size / 1e6
         if backend != "torch":
             model = fuse(model).to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         if backend == "compile":
             model = torch.compile(model)
-        if workdir is not None:
-            facts["size_mb"] = build_artifact(model, backend, resolution, workdir).stat().st_size / 1e6
 
         def run() -> object:
             with torch.inference_mode():

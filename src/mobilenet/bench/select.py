@@ -446,7 +446,9 @@ def survey(
             for backend in backends:
                 known = accuracy_for(entry, backend)
                 if known[0] is None and entry.weights and not predict:  # the user's model: measure its int8 top-1
-                    known = measured_int8_accuracy(entry, backend, Path(tmp) / f"{i}-{backend}")
+                    folder = Path(tmp) / f"{i}-{backend}"
+                    folder.mkdir()
+                    known = measured_int8_accuracy(entry, backend, folder)
                 rows.append((entry, backend, known))
     if models is None and not measure_all:
         models = latency_models(backends, threads, model_dir, progress=progress)
