@@ -50,7 +50,7 @@ def test_every_backend_computes_the_same_function(model, tmp_path):
         run, facts = make_runner(model, backend, resolution=32, batch=2, workdir=str(tmp_path))  # files shared
         result = run()
         outputs[backend] = np.asarray(result if hasattr(result, "shape") else result[0])
-        assert ("size_mb" in facts) == (TABLE[backend].runtime != "torch")
+        assert facts["size_mb"] > 0  # the file it runs, written to the workdir: a checkpoint or an ONNX file
     reference = outputs["torch"]
     scale = np.abs(reference).max()
     for backend, output in outputs.items():
