@@ -74,7 +74,7 @@ def test_a_noisy_model_is_measured_again():
         state["n"] += 1
         busy(3.0 if state["n"] % 7 < 3 else 0.3)()
 
-    rows = time_rounds({"ref": busy(0.3), "x": erratic}, "ref", rounds=3, block_s=0.005, retries=1, noisy=1.01)
+    rows = time_rounds({"ref": busy(0.3), "x": erratic}, "ref", rounds=3, block_s=0.005, retries=1, noisy=1.0)
     assert len(rows["x"]["rounds_ms"]) == 6
 
 

@@ -101,10 +101,10 @@ def test_sweep_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
     cache = LatencyCache.open(tmp_path, "machine", "torch", 1, 1)
     first = sel.sweep(TINY, "torch", threads=1, cache=cache, progress=False, rounds=3)
     assert all(c.latency_ms > 0 and c.size_mb > 0 and c.latency_source.startswith("measured: torch") for c in first)
-    assert all("median of 3 interleaved rounds" in c.latency_source for c in first)
+    assert all("interleaved rounds" in c.latency_source for c in first)  # 3, or 6 where the machine was busy
     assert cache.path.is_file()
     stored = json.loads(cache.path.read_text())["entries"][TINY[0].key()]
-    assert len(stored["rounds_ms"]) == len(stored["reference_ms"]) == 3  # the per-round data stays in the cache
+    assert len(stored["rounds_ms"]) == len(stored["reference_ms"]) in (3, 6)  # the per-round data stays in the cache
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("a cached candidate was measured again")
