@@ -78,6 +78,40 @@ def test_a_noisy_model_is_measured_again():
     assert len(rows["x"]["rounds_ms"]) == 6
 
 
+def test_onnx_files_are_timed_in_a_process_of_their_own_and_scaled_to_the_calibrated_level(monkeypatch, tmp_path):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(lm, "CALIBRATION", TINY_CALIBRATION[:2])
+    small, other = lm.calibration_members()
+    rows = timing.time_pairs([(*other, "onnx")], 1, tmp_path, rounds=3, progress=False, levels={"onnx": 2.0})
+    reference, row = rows[(lm.member_key(*small), "onnx")], rows[(lm.member_key(*other), "onnx")]
+    assert reference["median_ms"] == pytest.approx(2.0)  # the reference's calibrated level
+    assert row["median_ms"] == pytest.approx(row["ratio"] * 2.0)
+    assert len(row["rounds_ms"]) >= 3
+    assert row["size_mb"] == pytest.approx((tmp_path / "1" / "model.onnx").stat().st_size / 1e6)
+    assert (tmp_path / "sweep-onnx.json").is_file()
+    assert (tmp_path / "measured-onnx.json").is_file()
+    # the child's one shared thread pool stays in the child: this process still opens sessions of their own
+    ort.InferenceSession(str(tmp_path / "1" / "model.onnx"), ort.SessionOptions(), providers=["CPUExecutionProvider"])
+
+
+def test_the_runner_gives_a_process_one_onnxruntime_thread_pool(tmp_path):
+    script = (
+        "from mobilenet.bench import runner\n"
+        f"run = runner.onnxruntime_runner({str(tmp_path / 'm.onnx')!r}, 1); run()\n"
+        f"runner.onnxruntime_runner({str(tmp_path / 'm.onnx')!r}, 1)()\n"
+        f"runner.onnxruntime_runner({str(tmp_path / 'm.onnx')!r}, 2)\n"
+    )
+    from mobilenet.deploy import export_onnx
+    from mobilenet.model import build
+
+    export_onnx(build(make_config("mobilenet_v3_small", alpha=0.25, num_classes=10)), tmp_path / "m.onnx", 64,
+                exporter="torchscript")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "this process's ONNX Runtime threads are 1; cannot time with 2" in done.stderr
+
+
 def fake_model(backend="onnx", scale=1.0):
     members = [(c, r, scale * synthetic(c, r)) for c, r in lm.calibration_members()]
     return lm.fit(members, backend, 1, "machine", "runtime 1", reference_ms=scale * synthetic(*members[0][:2]))

@@ -12,9 +12,11 @@ of 7 for mobilenet_v2). A model whose ratios spread more than `NOISY` (p90 / p10
 machine was busy and gets another `rounds` rounds, up to `retries` times.
 
 This module needs only the standard library and numpy (and ONNX Runtime or OpenVINO to load a file). The library
-times its sweeps with it, and `mobilenet calibrate --kit DIR` copies it verbatim into a calibration kit: on the
-device, `python mobilenet_runner.py DIR --backend onnx --device "my board"` times the kit's models and writes the
-measurements file that `mobilenet select --device FILE` calibrates its latency model from.
+times its sweeps of ONNX files by running it as a process of its own (`mobilenet.bench.timing`: a process that
+only times can give all its ONNX Runtime sessions one thread pool), and `mobilenet calibrate --kit DIR` copies it
+verbatim into a calibration kit: on the device, `python mobilenet_runner.py DIR --backend onnx --device "my board"`
+times the kit's models and writes the measurements file that `mobilenet select --device FILE` calibrates its
+latency model from.
 """
 
 from __future__ import annotations
@@ -151,13 +153,37 @@ def onnxruntime_runner(path: str | os.PathLike, threads: int, batch: int = 1) ->
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if _share_threads(ort, threads):
+        options.use_per_session_threads = False
+    else:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     spec = session.get_inputs()[0]
     feed = {spec.name: _batch(spec.shape, batch)}
     return lambda: session.run(None, feed)
+
+
+_SHARED_THREADS: list[int] = []  # the size of this process's one ONNX Runtime thread pool, once made
+
+
+def _share_threads(ort, threads: int) -> bool:
+    """Give every ONNX Runtime session of this process one pool of `threads` threads (made on the first call; True
+    when the sessions are to use it). A sweep loads dozens of sessions, and each session's own pool spins after
+    each call: with per-session pools the same models' round figures spread 2-5x (p90 / p10) on a 2-core machine,
+    with one shared pool 1.3-1.5x, as a deployed process running one session sees them (docs/bench.md). ONNX Runtime
+    makes the shared pool process-wide and refuses per-session pools after it, so only a process that does nothing
+    but time (this runner's) may ask for it. Runtimes without it keep per-session pools."""
+    make = getattr(getattr(ort.capi, "_pybind_state", None), "set_global_thread_pool_sizes", None)
+    if make is None:
+        return False
+    if not _SHARED_THREADS:
+        make(threads, 1)
+        _SHARED_THREADS.append(threads)
+    if _SHARED_THREADS[0] != threads:
+        raise ValueError(f"this process's ONNX Runtime threads are {_SHARED_THREADS[0]}; cannot time with {threads}")
+    return True
 
 
 def openvino_runner(path: str | os.PathLike, threads: int, precision: str = "f32", batch: int = 1):
@@ -217,14 +243,16 @@ def measure_kit(
     rounds: int = ROUNDS,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, object]:
-    """Time every model of the calibration kit in the folder `kit` with `backend`: the measurements document."""
-    kit = Path(kit)
+    """Time every model of the calibration kit `kit` (its folder, or a manifest file naming folders beside it) with
+    `backend`: the measurements document."""
+    manifest_path = Path(kit) if Path(kit).is_file() else Path(kit) / KIT_FILE
+    kit = manifest_path.parent
     try:
-        manifest = json.loads((kit / KIT_FILE).read_text(encoding="utf-8"))
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{kit} is not a calibration kit ({KIT_FILE}: {error})") from None
+        raise ValueError(f"{kit} is not a calibration kit ({manifest_path.name}: {error})") from None
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{kit / KIT_FILE} has format {manifest.get('format')!r}; this runner reads {FORMAT}")
+        raise ValueError(f"{manifest_path} has format {manifest.get('format')!r}; this runner reads {FORMAT}")
     artifact = manifest["artifacts"].get(backend)
     if artifact is None:
         raise ValueError(f"the kit has no files for {backend}; it was made for {', '.join(manifest['artifacts'])}")
@@ -261,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "write the measurements file that `mobilenet select --device FILE` reads.",
     )
     parser.add_argument("kit", nargs="?", default=str(Path(__file__).resolve().parent),
-                        help="the kit's folder (default: this file's folder)")  # fmt: skip
+                        help="the kit's folder or manifest file (default: this file's folder)")  # fmt: skip
     parser.add_argument("--backend", default="onnx", choices=tuple(RUNTIMES), help="runtime and precision")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all)")
     parser.add_argument("--device", default=platform.node() or "device", help="the device's name, for the labels")

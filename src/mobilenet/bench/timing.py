@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,33 +83,84 @@ def time_pairs(
             bar.set_postfix_str(f"exporting and quantizing {len(members)} members", refresh=True)
         _build_all({root / folders[key]: (*members[key], wanted[key]) for key in members})
         for backend, keys in backends.items():
-            runners, sizes = {}, {}
-            for key in [reference_key, *(k for k in keys if k != reference_key)]:
-                config, resolution = members[key]
-                if bar is not None:
-                    bar.set_postfix_str(f"building {config.name} {config.alpha} @{resolution} {backend}", refresh=True)
-                folder = root / folders[key]
-                folder.mkdir(parents=True, exist_ok=True)
-                run, facts = make_runner(build(config), backend, resolution, 1, threads, str(folder), "torchscript")
-                runners[key], sizes[key] = run, facts["size_mb"]
-                if bar is not None:
-                    bar.update()
-            if bar is not None:
-                bar.set_postfix_str(f"timing {len(runners)} on {backend}", refresh=True)
-            rows = time_rounds(runners, reference_key, rounds=rounds, level_ms=(levels or {}).get(backend))
+            order = [reference_key, *(k for k in keys if k != reference_key)]
+            if backend in RUNTIMES:  # an ONNX file: timed by the runner, in a process of its own
+                rows, sizes = _time_in_runner(root, backend, order, members, folders, threads, rounds, bar)
+                level = (levels or {}).get(backend)
+                if level is not None:  # to the reference's calibrated level, as `time_rounds(level_ms=...)` does
+                    factor = level / rows[reference_key]["median_ms"]
+                    for key in order:
+                        for name in ("median_ms", "p10_ms", "p90_ms"):
+                            rows[key][name] *= factor
+            else:
+                rows, sizes = _time_here(backend, order, members, root, folders, threads, rounds, levels, bar)
             stamp = time.strftime("%Y-%m-%d %H:%M")
             facts = {"reference": reference_key, "measured_at": stamp}
-            finished = {(key, backend): rows[key] | facts | {"size_mb": sizes[key]} for key in [reference_key, *keys]}
+            finished = {(key, backend): rows[key] | facts | {"size_mb": sizes[key]} for key in order}
             out.update(finished)
             if done is not None:
                 done(backend, finished)
-            del runners
     finally:
         if bar is not None:
             bar.close()
         if holder is not None:
             holder.cleanup()
     return out
+
+
+def _time_here(backend, order, members, root, folders, threads, rounds, levels, bar):
+    """Time the pairs of a backend the runner does not know (PyTorch's, the portable int8 file in ONNX Runtime) in
+    this process."""
+    runners, sizes = {}, {}
+    for key in order:
+        config, resolution = members[key]
+        if bar is not None:
+            bar.set_postfix_str(f"building {config.name} {config.alpha} @{resolution} {backend}", refresh=True)
+        folder = root / folders[key]
+        folder.mkdir(parents=True, exist_ok=True)
+        run, facts = make_runner(build(config), backend, resolution, 1, threads, str(folder), "torchscript")
+        runners[key], sizes[key] = run, facts["size_mb"]
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.set_postfix_str(f"timing {len(runners)} on {backend}", refresh=True)
+    return time_rounds(runners, order[0], rounds=rounds, level_ms=(levels or {}).get(backend)), sizes
+
+
+def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar):
+    """Time a backend's ONNX files with `mobilenet.bench.runner` in a child process (the one that calibration kits
+    run on devices): a manifest in `root` names the members' folders, the child writes the measurements file. Its
+    own process lets ONNX Runtime give all the sweep's sessions one thread pool (`runner._share_threads`)."""
+    artifact = FILES[get_backend(backend).artifact]
+    manifest = root / f"sweep-{backend}.json"
+    manifest.write_text(json.dumps({
+        "format": KIT_FORMAT, "kind": "mobilenet latency sweep", "reference": order[0],
+        "artifacts": {backend: artifact},
+        "members": [{"key": key, "label": f"{members[key][0].name} {members[key][0].alpha} @{members[key][1]}",
+                     "config": members[key][0].to_dict(), "resolution": members[key][1], "folder": folders[key]}
+                    for key in order],
+    }), encoding="utf-8")  # fmt: skip
+    out = root / f"measured-{backend}.json"
+    command = [sys.executable, "-m", runner.__name__, str(manifest), "--backend", backend, "--threads", str(threads),
+               "--rounds", str(rounds), "--device", "this machine", "--out", str(out)]  # fmt: skip
+    log: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
+        try:
+            for line in child.stderr:
+                log.append(line.rstrip())
+                if bar is not None and line.startswith("loading "):
+                    bar.set_postfix_str(f"loading {line.split(': ', 1)[-1].strip()} in {backend}", refresh=False)
+                    bar.update()
+                elif bar is not None and line.startswith(("timing ", "round ")):
+                    bar.set_postfix_str(f"{backend}: {line.strip()}", refresh=True)
+        except BaseException:  # interrupted: stop the child too
+            child.kill()
+            raise
+    if child.returncode != 0:
+        raise RuntimeError(f"timing {backend} failed (exit {child.returncode}):\n" + "\n".join(log[-15:]))
+    rows = json.loads(out.read_text(encoding="utf-8"))["members"]
+    sizes = {key: (root / folders[key] / artifact).stat().st_size / 1e6 for key in order}
+    return rows, sizes
 
 
 def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: list[str]) -> None:
