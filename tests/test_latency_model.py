@@ -19,7 +19,7 @@ from mobilenet.bench.grid import NO_ACCURACY, grid_candidates, weights_mb
 from mobilenet.bench.runner import time_rounds
 from mobilenet.resolve import make_config
 
-TRUE = np.array([0.05, 0.004, 0.006, 0.05, 0.06, 0.1, 0.4, 0.2, 0.3])  # ms per unit of each feature
+TRUE = np.array([0.05, 0.004, 0.006, 0.05, 0.06, 0.1, 0.4, 0.2, 0.3, 0.008])  # ms per unit of each feature
 
 
 def synthetic(config, resolution) -> float:
@@ -37,9 +37,17 @@ def test_the_fit_recovers_a_cost_the_features_explain_and_predicts_unseen_member
     assert lm.LatencyModel.from_dict(json.loads(json.dumps(model.to_dict()))) == model
 
 
+def test_unaligned_channels_are_a_feature_of_v1_at_odd_widths_only():
+    unaligned = lm.FEATURES.index("unaligned_macs")
+    assert lm.features(make_config("mobilenet_v1", 0.3), 112)[unaligned] > 0  # channels 9, 19, 38, ...
+    assert all(lm.features(e.config, e.resolution)[unaligned] == 0 for e in sel.published_entries())
+    calibrated = [lm.features(c, r)[unaligned] > 0 for c, r in lm.calibration_members()]
+    assert sum(calibrated) >= 2  # enough unaligned members to pin its cost
+
+
 def test_the_fit_refuses_too_few_or_broken_measurements():
     members = [(c, r, 1.0) for c, r in lm.calibration_members()]
-    with pytest.raises(InputError, match="at least 9 measured members"):
+    with pytest.raises(InputError, match="at least 10 measured members"):
         lm.fit(members[:5], "onnx", 2, "m", "r")
     with pytest.raises(InputError, match="latency must be positive"):
         lm.fit([*members[:-1], (*members[-1][:2], float("nan"))], "onnx", 2, "m", "r")
@@ -196,8 +204,10 @@ def test_the_grid_fits_the_budgets_and_invents_no_accuracy():
     assert found
     assert all(c.latency_ms <= 5.0 and c.size_mb <= 3.0 and not c.measured for c in found)
     assert all(c.accuracy is None and c.accuracy_source == NO_ACCURACY for c in found)
-    for c in found:  # the widest: 0.01 wider does not fit
-        wider = make_config(c.entry.name, round(c.entry.alpha + 0.01, 2))
+    for c in found:  # the widest: 0.01 wider does not fit (V1: the next width of aligned channels)
+        step = 0.25 if c.entry.name == "mobilenet_v1" else 0.01
+        assert c.entry.name != "mobilenet_v1" or round(c.entry.alpha / step, 6) == round(c.entry.alpha / step)
+        wider = make_config(c.entry.name, round(c.entry.alpha + step, 2))
         over_latency = models["onnx"].predict(wider, c.entry.resolution) > 5.0
         assert over_latency or weights_mb(wider, c.entry.resolution, "onnx") > 3.0
     known = [sel.Entry(found[0].entry.config, found[0].entry.resolution, 61.0, "my results", sel.MEASURED)]

@@ -1,6 +1,8 @@
 """Beyond the published grid: the largest configuration of each version at each resolution that fits the budgets.
 
-Width alpha is searched as a continuous knob (to 0.01, by bisection: latency and size grow with alpha), at each
+Width alpha is searched as a continuous knob (to 0.01, by bisection: latency and size grow with alpha; for V1 in
+steps of 0.25, the widths whose channels are all multiples of 8: between them a V1 is slower per multiply-add, see
+`mobilenet.bench.latency_model.ALIGN`, and latency does not grow with alpha), at each
 resolution of a grid and, for V2, each expansion factor t; latency is the backend's latency model's prediction
 (`mobilenet.bench.latency_model`), size the bytes of the weights the backend's file holds, counted exactly
 (`weights_mb`). An unpublished configuration has no accuracy unless the user's results hold one for it: the search
@@ -8,6 +10,8 @@ never invents one. It says what the budget affords; only training says what it i
 """
 
 from __future__ import annotations
+
+import math
 
 from mobilenet.bench.latency_model import LatencyModel, from_measurements
 from mobilenet.bench.select import UNKNOWN, Candidate, Entry, candidates, entries_from_file, published_entries
@@ -21,6 +25,7 @@ RESOLUTIONS = tuple(range(96, 257, 16))
 EXPANSIONS = (3, 4, 5, 6, 8)  # V2's t
 VERSIONS = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
 ALPHA_RANGE = (0.2, 2.0)
+V1_STEP = 0.25  # V1's widths with every channel count a multiple of 8 (its channels are int(alpha * c), c = 32 ...)
 NO_ACCURACY = "unknown: an unpublished configuration (train it, and give its result with --accuracy)"
 
 
@@ -71,27 +76,29 @@ def grid_candidates(
 
 
 def _widest(name, options, resolution, backend, model, latency_ms, size_mb, base):
-    """The largest alpha (to 0.01) of `name` at `resolution` within both budgets: (config, latency, size) or None."""
+    """The largest alpha (to 0.01; V1: to `V1_STEP`) of `name` at `resolution` within both budgets: (config,
+    latency, size) or None."""
+    step = V1_STEP if name == "mobilenet_v1" else 0.01
 
-    def fits(alpha: float):
-        config = make_config(name, round(alpha, 2), **base, **options)
+    def fits(k: int):
+        config = make_config(name, round(k * step, 2), **base, **options)
         latency = model.predict(config, resolution)
         size = weights_mb(config, resolution, backend)
         ok = (latency_ms is None or latency <= latency_ms) and (size_mb is None or size <= size_mb)
         return ok, (config, latency, size)
 
-    lo, hi = round(ALPHA_RANGE[0] * 100), round(ALPHA_RANGE[1] * 100)
-    ok, best = fits(lo / 100)
+    lo, hi = math.ceil(ALPHA_RANGE[0] / step - 1e-9), math.floor(ALPHA_RANGE[1] / step + 1e-9)
+    ok, best = fits(lo)
     if not ok:
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        ok, found = fits(mid / 100)
+        ok, found = fits(mid)
         if ok:
             lo, best = mid, found
         else:
             hi = mid
-    ok, found = fits(hi / 100)
+    ok, found = fits(hi)
     return found if ok else best
 
 

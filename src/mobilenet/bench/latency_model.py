@@ -6,16 +6,18 @@ LitePred) at the granularity the runtimes execute: they fold BN and fuse each ac
 conv layer is one kernel whose time is linear in its multiply-adds and in the bytes it moves, at a rate that depends
 on its kind (pointwise, depthwise, the dense stem, the vector layers of squeeze-excite and the classifier), plus a
 fixed cost per kernel launch; the element-wise work the runtimes do not fuse (h-swish, SE's pooling and scaling,
-residual adds) costs per element:
+residual adds) costs per element; and a conv whose channels are not a multiple of the runtimes' SIMD block (`ALIGN`)
+runs on slower kernels, which costs extra per multiply-add (only V1 has such layers: its channels are int(alpha * c),
+so alpha 0.3 gives 9, 19, 38, ...; V2 and V3 round every width to a multiple of 8):
 
     t = call + layer * (conv and linear layers) + sum over kinds (macs_k * MACs_k + bytes_k * bytes_k)
-        + vector * (SE and classifier weights) + elementwise * (unfused elements)
+        + vector * (SE and classifier weights) + elementwise * (unfused elements) + unaligned * (their MACs)
 
-Its nine coefficients are fitted by non-negative least squares on relative error (a member of 1 ms weighs as much
+Its ten coefficients are fitted by non-negative least squares on relative error (a member of 1 ms weighs as much
 as one of 20 ms; no cost can be negative) to the calibration members (`CALIBRATION`): off the published grid, so
 the 45 published members stay out of the fit and score it, chosen to span the family (each version, alpha 0.3-1.3,
-resolutions 96-256, V2's expansion 3-8). The features come from `mobilenet.cost.profile`: predicting a member needs
-no export and no runtime.
+resolutions 96-256, V2's expansion 3-8, V1 with aligned and unaligned channels). The features come from
+`mobilenet.cost.profile`: predicting a member needs no export and no runtime.
 
 A model is stored beside the latency caches, keyed by the machine, the runtime and its version, and the thread
 count; any change of these calibrates again.
@@ -51,16 +53,19 @@ FEATURES = (
     "standard_macs",
     "vector_params",
     "elementwise",
+    "unaligned_macs",
 )
+ALIGN = 8  # channels per SIMD block of the runtimes' fast conv kernels (ONNX Runtime's NCHWc, on AVX2: 8 floats)
 _FUSED = frozenset({"batchnorm", "relu", "relu6"})  # folded or fused into the conv by every runtime here
 
 # The calibration members: (version, alpha, resolution, options). None is published: the published members score
 # the model. The first is the reference timed in every round.
 CALIBRATION: tuple[tuple[str, float, int, dict[str, object]], ...] = (
     ("mobilenet_v3_small", 0.6, 160, {}),
-    ("mobilenet_v1", 0.3, 112, {}),
-    ("mobilenet_v1", 0.6, 176, {}),
-    ("mobilenet_v1", 1.2, 240, {}),
+    ("mobilenet_v1", 0.3, 112, {}),  # V1's channels are int(alpha * c): 9, 19, 38, ... (unaligned)
+    ("mobilenet_v1", 0.6, 176, {}),  # unaligned
+    ("mobilenet_v1", 0.5, 208, {}),  # 16, 32, 64, ... (aligned, as every published V1)
+    ("mobilenet_v1", 1.0, 176, {}),
     ("mobilenet_v2", 0.4, 112, {}),
     ("mobilenet_v2", 0.6, 208, {"t": 4}),
     ("mobilenet_v2", 0.9, 144, {"t": 8}),
@@ -85,6 +90,8 @@ def features(config: ModelConfig, resolution: int) -> tuple[float, ...]:
     f["call"] = 1.0
     for layer in report.layers:
         f["layers"] += 1
+        if layer.kind in ("pointwise", "depthwise", "standard") and _unaligned(layer):
+            f["unaligned_macs"] += layer.macs / 1e6
         if layer.kind in ("pointwise", "depthwise"):
             f[f"{layer.kind}_macs"] += layer.macs / 1e6
             f[f"{layer.kind}_bytes"] += (layer.bytes_read + layer.bytes_written) / 1e6
@@ -94,6 +101,14 @@ def features(config: ModelConfig, resolution: int) -> tuple[float, ...]:
             f["vector_params"] += layer.params / 1e6
     f["elementwise"] = sum(n for kind, n in report.elementwise.items() if kind not in _FUSED) / 1e6
     return tuple(f[name] for name in FEATURES)
+
+
+def _unaligned(layer) -> bool:
+    """Whether a conv layer's channels miss the runtimes' SIMD blocks (`ALIGN`): its output channels, and a pointwise
+    layer's input channels too (the stem's 3 input channels are padded by every runtime). Such a layer runs on
+    slower kernels: on 2026-11-30's Intel Xeon, mobilenet_v1 0.6 @176 (126 M multiply-adds, channels 19-614) took
+    2.74 ms in ONNX Runtime and the aligned 0.75 @192 (235 M) 2.34 ms (docs/bench.md)."""
+    return bool(layer.out_shape[0] % ALIGN or (layer.kind == "pointwise" and layer.in_shape[0] % ALIGN))  # (C, H, W)
 
 
 @dataclass(frozen=True)
