@@ -183,6 +183,24 @@ def test_a_stored_model_is_reused_and_a_new_runtime_calibrates_again(tmp_path, m
     assert calls == [["onnx"], ["onnx"], ["onnx"]]
 
 
+def test_the_grid_predicts_with_the_models_stored_in_the_default_cache(monkeypatch):
+    from mobilenet.bench.grid import search
+
+    calls = []
+
+    def fake_calibrate(backends, threads, directory, progress):
+        calls.append(directory)
+        models = {b: fake_model(b) for b in backends}
+        for b, m in models.items():
+            lm.store_model(m, lm.model_path(directory, timing.machine_id(), b, timing.runtime_version(b), threads))
+        return models
+
+    monkeypatch.setattr(timing, "calibrate", fake_calibrate)
+    for _ in range(2):
+        search(versions=["mobilenet_v3_small"], backends=["onnx"], threads=1, latency_ms=5, size_mb=3, progress=False)
+    assert calls == [sel.cache_dir()]  # calibrated once, stored where select and report look
+
+
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
 def test_the_size_of_a_files_tensors_is_counted_exactly(tmp_path, backend):
     import onnx

@@ -14,7 +14,15 @@ from __future__ import annotations
 import math
 
 from mobilenet.bench.latency_model import LatencyModel, from_measurements
-from mobilenet.bench.select import UNKNOWN, Candidate, Entry, candidates, entries_from_file, published_entries
+from mobilenet.bench.select import (
+    UNKNOWN,
+    Candidate,
+    Entry,
+    cache_dir,
+    candidates,
+    entries_from_file,
+    published_entries,
+)
 from mobilenet.bench.timing import latency_models
 from mobilenet.cost import profile
 from mobilenet.deploy.backends import get_backend
@@ -125,7 +133,7 @@ def search(
     if device is not None:
         models = {names[0]: from_measurements(device)}
     else:
-        models = latency_models(names, threads, None if cache is None else cache, progress=progress)
+        models = latency_models(names, threads, cache or cache_dir(), progress=progress)  # those `candidates` used
     resolutions, base = RESOLUTIONS, {}
     if accuracy != "published":
         first = known[0].config
