@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from scipy.stats import spearmanr
 
 from mobilenet._io import InputError, atomic_write, write_text
 from mobilenet.bench.latency_model import LatencyModel, from_measurements, load_model, member_key, model_path
@@ -53,7 +54,7 @@ class Entry:
 
     config: ModelConfig
     resolution: int
-    accuracy: float
+    accuracy: float | None  # None: unknown (an unpublished configuration, or none for this precision)
     accuracy_source: str
     kind: str = PUBLISHED_FLOAT  # where the figure comes from (PUBLISHED_FLOAT or MEASURED)
     weights: str | None = None  # the trained checkpoint a results file names, if any
@@ -687,31 +688,13 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
     return Choice(pick, frontier, candidates, reasons, message)
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):  # ties share their mean rank
-            ranks[order[k]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
 def prediction_quality(measured: list[float], predicted: list[float]) -> dict[str, float]:
     """How well predicted latencies order and size the measured ones: Spearman's rank correlation, and the median
     of |predicted / measured - 1| and of predicted / measured."""
     if len(measured) != len(predicted) or len(measured) < 2:
         raise InputError("need two equally long lists of at least two latencies")
-    rm, rp = _ranks(measured), _ranks(predicted)
-    mean = (len(rm) - 1) / 2
-    cov = sum((a - mean) * (b - mean) for a, b in zip(rm, rp, strict=True))
-    var = (sum((a - mean) ** 2 for a in rm) * sum((b - mean) ** 2 for b in rp)) ** 0.5
     ratios = [p / m for m, p in zip(measured, predicted, strict=True)]
-    return {"spearman": cov / var if var else float("nan"),
+    return {"spearman": float(spearmanr(measured, predicted).statistic),
             "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
             "median_ratio": statistics.median(ratios)}  # fmt: skip
 

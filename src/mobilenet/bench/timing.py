@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -79,9 +79,13 @@ def time_pairs(
     root = Path(holder.name if holder else workdir)
     try:
         wanted = {key: [b for b, keys in backends.items() if key in keys or key == reference_key] for key in members}
-        if bar is not None:
-            bar.set_postfix_str(f"exporting and quantizing {len(members)} members", refresh=True)
-        _build_all({root / folders[key]: (*members[key], wanted[key]) for key in members})
+
+        def built(n: int) -> None:
+            if bar is not None:
+                bar.set_postfix_str(f"exported and quantized {n}/{len(members)} members", refresh=True)
+
+        built(0)
+        _build_all({root / folders[key]: (*members[key], wanted[key]) for key in members}, built)
         for backend, keys in backends.items():
             order = [reference_key, *(k for k in keys if k != reference_key)]
             if backend in RUNTIMES:  # an ONNX file: timed by the runner, in a process of its own
@@ -170,18 +174,25 @@ def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: l
         build_artifact(model, backend, resolution, folder, exporter="torchscript")
 
 
-def _build_all(jobs: dict[Path, tuple[ModelConfig, int, list[str]]]) -> None:
+def _build_all(
+    jobs: dict[Path, tuple[ModelConfig, int, list[str]]], built: Callable[[int], None] | None = None
+) -> None:
     """Build the files of every folder of `jobs`, on two processes where the machine has two cores: exporting and
     quantizing are mostly single-threaded Python, and half a sweep's cost. The workers are spawned, not forked: a
-    process that already ran PyTorch's OpenMP threads cannot fork safely."""
+    process that already ran PyTorch's OpenMP threads cannot fork safely. `built(n)` is called as the n-th is done."""
     if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
-        for folder, job in jobs.items():
+        for n, (folder, job) in enumerate(jobs.items(), 1):
             _build_files(folder, *job)
+            if built is not None:
+                built(n)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        for done in [pool.submit(_build_files, folder, *job) for folder, job in jobs.items()]:
-            done.result()
+        futures = [pool.submit(_build_files, folder, *job) for folder, job in jobs.items()]
+        for n, future in enumerate(as_completed(futures), 1):
+            future.result()
+            if built is not None:
+                built(n)
 
 
 def _bar(total: int, progress: bool):
