@@ -181,6 +181,9 @@ def test_a_stored_model_is_reused_and_a_new_runtime_calibrates_again(tmp_path, m
     monkeypatch.setattr(timing, "runtime_version", lambda backend: "onnxruntime 99")
     timing.latency_models(["onnx"], 1, tmp_path, progress=False)  # another runtime version
     assert calls == [["onnx"], ["onnx"], ["onnx"]]
+    monkeypatch.setattr(lm, "CALIBRATION", (lm.CALIBRATION[1], lm.CALIBRATION[0], *lm.CALIBRATION[2:]))
+    timing.latency_models(["onnx"], 1, tmp_path, progress=False)  # another reference: its level would be wrong
+    assert len(calls) == 4
 
 
 def test_the_grid_predicts_with_the_models_stored_in_the_default_cache(monkeypatch):
