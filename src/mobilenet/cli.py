@@ -816,7 +816,8 @@ def _add_select(verbs) -> None:
     se.add_argument(
         "--grid",
         action="store_true",
-        help="also search beyond the published grid: the widest alpha (to 0.01) of each version at each resolution "
+        help="also search beyond the published grid: the widest alpha (to 0.01; V1 in steps of 0.25, its widths of "
+        "aligned channels) of each version at each resolution "
         "(and V2 expansion) within the budgets, latency predicted, size counted; accuracy only where your results "
         "give it",
     )
