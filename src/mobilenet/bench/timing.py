@@ -152,8 +152,8 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar
         try:
             for line in child.stderr:
                 log.append(line.rstrip())
-                if bar is not None and line.startswith("loading "):
-                    bar.set_postfix_str(f"loading {line.split(': ', 1)[-1].strip()} in {backend}", refresh=False)
+                if bar is not None and line.startswith("loaded "):
+                    bar.set_postfix_str(f"loaded {line.split(': ', 1)[-1].strip()} in {backend}", refresh=False)
                     bar.update()
                 elif bar is not None and line.startswith(("timing ", "round ")):
                     bar.set_postfix_str(f"{backend}: {line.strip()}", refresh=True)
