@@ -241,6 +241,7 @@ def _load_all(members, kit: Path, artifact: str, backend: str, threads: int, log
     ONNX Runtime pool, `_share_threads`), the rest on as many threads as the CPU has: compiling is most of loading
     (OpenVINO int8: 11.6 s for the 13 calibration members on one thread, 6.4 s on two; 2-core AMD EPYC, 2026-11-30),
     and nothing is timed yet."""
+
     def path(member) -> Path:
         return kit / member["folder"] / artifact
 
