@@ -137,13 +137,8 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar
     own process lets ONNX Runtime give all the sweep's sessions one thread pool (`runner._share_threads`)."""
     artifact = FILES[get_backend(backend).artifact]
     manifest = root / f"sweep-{backend}.json"
-    manifest.write_text(json.dumps({
-        "format": KIT_FORMAT, "kind": "mobilenet latency sweep", "reference": order[0],
-        "artifacts": {backend: artifact},
-        "members": [{"key": key, "label": f"{members[key][0].name} {members[key][0].alpha} @{members[key][1]}",
-                     "config": members[key][0].to_dict(), "resolution": members[key][1], "folder": folders[key]}
-                    for key in order],
-    }), encoding="utf-8")  # fmt: skip
+    listed = [(*members[key], folders[key]) for key in order]
+    manifest.write_text(json.dumps(_manifest("mobilenet latency sweep", {backend: artifact}, listed)), encoding="utf-8")
     out = root / f"measured-{backend}.json"
     command = [sys.executable, "-m", runner.__name__, str(manifest), "--backend", backend, "--threads", str(threads),
                "--rounds", str(rounds), "--device", "this machine", "--out", str(out)]  # fmt: skip
@@ -165,6 +160,16 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar
     rows = json.loads(out.read_text(encoding="utf-8"))["members"]
     sizes = {key: (root / folders[key] / artifact).stat().st_size / 1e6 for key in order}
     return rows, sizes
+
+
+def _manifest(kind: str, artifacts: dict[str, str], rows: list[tuple[ModelConfig, int, str]]) -> dict[str, object]:
+    """The manifest `mobilenet.bench.runner` reads: each (config, resolution, folder) of `rows`, the first the
+    reference, and the file each backend of `artifacts` runs in a folder."""
+    members = [{"key": member_key(config, resolution), "label": f"{config.name} {config.alpha} @{resolution}",
+                "config": config.to_dict(), "resolution": resolution, "folder": folder}
+               for config, resolution, folder in rows]  # fmt: skip
+    return {"format": KIT_FORMAT, "kind": kind, "reference": members[0]["key"], "artifacts": artifacts,
+            "members": members}  # fmt: skip
 
 
 def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: list[str]) -> None:
@@ -260,15 +265,9 @@ def write_kit(directory: str | Path, backends: tuple[str, ...] = KIT_BACKENDS) -
     directory.mkdir(parents=True, exist_ok=True)
     _build_all({directory / f"m{i}": (config, resolution, list(backends)) for i, (config, resolution) in
                 enumerate(members)})  # fmt: skip
-    manifest = {
-        "format": KIT_FORMAT,
-        "kind": "mobilenet calibration kit",
-        "reference": member_key(*members[0]),
-        "artifacts": {backend: FILES[get_backend(backend).artifact] for backend in backends},
-        "members": [{"key": member_key(config, resolution), "label": f"{config.name} {config.alpha} @{resolution}",
-                     "config": config.to_dict(), "resolution": resolution, "folder": f"m{i}"}
-                    for i, (config, resolution) in enumerate(members)],
-    }  # fmt: skip
+    artifacts = {backend: FILES[get_backend(backend).artifact] for backend in backends}
+    rows = [(config, resolution, f"m{i}") for i, (config, resolution) in enumerate(members)]
+    manifest = _manifest("mobilenet calibration kit", artifacts, rows)
     write_text(directory / KIT_FILE, json.dumps(manifest, indent=1))
     shutil.copyfile(runner.__file__, directory / "mobilenet_runner.py")
     return directory
