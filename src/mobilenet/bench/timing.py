@@ -10,6 +10,7 @@ member, in every round; each pair's row keeps its per-round figures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -61,7 +62,8 @@ def time_pairs(
     the reference's calibrated median, where given). Returns, per (`member_key`, backend), `time_rounds`' row plus
     `size_mb` (the file the backend runs), `reference` (the reference member's key) and `measured_at`; the
     reference's own row is among them. `done(backend, rows)` is called as each backend's sweep ends (to store its
-    figures: an interrupted sweep keeps the backends it finished)."""
+    figures: an interrupted sweep keeps the backends it finished). Files are built into `workdir` (default: this
+    process's folder, `_files`), a folder per member, and reused where already there."""
     reference = calibration_members()[0]
     members: dict[str, tuple[ModelConfig, int]] = {member_key(*reference): reference}
     backends: dict[str, list[str]] = {}
@@ -71,12 +73,11 @@ def time_pairs(
         backends.setdefault(backend, [])
         if key not in backends[backend]:
             backends[backend].append(key)
-    folders = {key: str(i) for i, key in enumerate(members)}
+    folders = {key: hashlib.sha1(key.encode()).hexdigest()[:12] for key in members}
     reference_key = member_key(*reference)
     out: dict[tuple[str, str], dict[str, object]] = {}
     bar = _bar(sum(len(keys) + 1 for keys in backends.values()), progress)
-    holder = tempfile.TemporaryDirectory() if workdir is None else None
-    root = Path(holder.name if holder else workdir)
+    root = Path(workdir) if workdir is not None else _files()
     try:
         wanted = {key: [b for b, keys in backends.items() if key in keys or key == reference_key] for key in members}
 
@@ -107,9 +108,18 @@ def time_pairs(
     finally:
         if bar is not None:
             bar.close()
-        if holder is not None:
-            holder.cleanup()
     return out
+
+
+_FILES: list[tempfile.TemporaryDirectory] = []
+
+
+def _files() -> Path:
+    """The folder of this process's sweeps' files (removed at exit), one folder per member: a member one sweep built
+    is not built again by the next (the reference, timed in every sweep: 3.5 s when `select` calibrates first)."""
+    if not _FILES:
+        _FILES.append(tempfile.TemporaryDirectory(prefix="mobilenet-sweep-"))
+    return Path(_FILES[0].name)
 
 
 def _time_here(backend, order, members, root, folders, threads, rounds, levels, bar):
