@@ -38,11 +38,12 @@ def test_the_fit_recovers_a_cost_the_features_explain_and_predicts_unseen_member
 
 
 def test_unaligned_channels_are_a_feature_of_v1_at_odd_widths_only():
-    unaligned = lm.FEATURES.index("unaligned_macs")
+    unaligned = lm.FEATURES.index("unaligned_bytes")
     assert lm.features(make_config("mobilenet_v1", 0.3), 112)[unaligned] > 0  # channels 9, 19, 38, ...
     assert all(lm.features(e.config, e.resolution)[unaligned] == 0 for e in sel.published_entries())
     calibrated = [lm.features(c, r)[unaligned] > 0 for c, r in lm.calibration_members()]
-    assert sum(calibrated) >= 2  # enough unaligned members to pin its cost
+    assert any(calibrated)  # its cost is pinned
+    assert not all(calibrated)  # apart from the aligned layers' costs
 
 
 def test_the_fit_refuses_too_few_or_broken_measurements():
