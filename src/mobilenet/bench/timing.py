@@ -219,13 +219,17 @@ def _bar(total: int, progress: bool):
 
 
 def calibrate(
-    backends: list[str], threads: int, directory: str | Path | None = None, progress: bool = True
+    backends: list[str],
+    threads: int,
+    directory: str | Path | None = None,
+    progress: bool = True,
+    workdir: str | Path | None = None,
 ) -> dict[str, LatencyModel]:
-    """Time the calibration members with every backend of `backends` and fit each backend's latency model, stored in
-    `directory` when given."""
+    """Time the calibration members with every backend of `backends` (their files built in `workdir`, `time_pairs`)
+    and fit each backend's latency model, stored in `directory` when given."""
     members = calibration_members()
     started = time.perf_counter()
-    rows = time_pairs([(c, r, b) for b in backends for c, r in members], threads, progress=progress)
+    rows = time_pairs([(c, r, b) for b in backends for c, r in members], threads, workdir, progress=progress)
     seconds = time.perf_counter() - started
     models = {}
     for backend in backends:
