@@ -13,17 +13,15 @@ leave-one-out over the published members: each predicted by the form fitted to t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
 import numpy as np
 import torch
+from bench_latency_model import header, write  # this folder's: run as `python benchmarks/...`
 from scipy.stats import spearmanr
 
 from mobilenet.bench.latency_model import CALIBRATION, fit, member_key
-from mobilenet.bench.runner import cpu_model
 from mobilenet.bench.select import published_entries
 from mobilenet.bench.timing import time_pairs
 from mobilenet.deploy.backends import deploy_backends
@@ -88,12 +86,7 @@ def main() -> int:
     started = time.perf_counter()
     timed = time_pairs([(c, r, b) for b in backends for c, r in pool.values()], args.threads, progress=True)
     rows = {pair: row["median_ms"] for pair, row in timed.items()}
-    document = {
-        "command": "python " + " ".join(sys.argv),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "threads": args.threads,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+    document = header(args.threads) | {
         "sweep_s": round(time.perf_counter() - started, 1),
         "sets": {name: [member_key(*config_of(m)) for m in members] for name, members in SETS.items()},
         "scores": {name: {b: score(rows, b, members, published) for b in backends} for name, members in SETS.items()},
@@ -105,9 +98,7 @@ def main() -> int:
                                       by_backend.items()))  # fmt: skip
     print(f"{'leave-one-out over the published':<48}" + "".join(
         f"  {b} {v:.0%}" for b, v in document["leave_one_out_within_10"].items()))  # fmt: skip
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1)
+    write(document, args.out)
     return 0
 
 

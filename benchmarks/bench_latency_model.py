@@ -117,20 +117,23 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     backends = deploy_backends(args.backends)
-    document = {
-        "command": "python " + " ".join(sys.argv),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "threads": args.threads,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "runs": [one_run(backends, args.threads) for _ in range(args.runs)],
-    }
+    document = header(args.threads) | {"runs": [one_run(backends, args.threads) for _ in range(args.runs)]}
     if args.agreement:
         document["agreement"] = agreement(args.threads)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1)
+    write(document, args.out)
     return 0
+
+
+def header(threads: int) -> dict[str, object]:
+    """What every latency benchmark's JSON starts with: the command, the machine, the date."""
+    return {"command": "python " + " ".join(sys.argv), "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": threads,
+            "date": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+
+
+def write(document: dict[str, object], path: str | None) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1)
 
 
 if __name__ == "__main__":
