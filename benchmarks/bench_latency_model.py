@@ -4,7 +4,9 @@ Each run calibrates every backend's latency model (timing the calibration member
 times the 45 published members in each backend in interleaved rounds (`mobilenet.bench.timing.time_pairs`, scaled
 to the reference's calibrated level as `select` does) and compares: the error of each member, the fraction within
 10% and 20%, Spearman's rank correlation, and what calibrating cost. With --agreement, it also runs
-`mobilenet select --refresh --backend onnx --measure-all` twice back to back and compares their figures.
+`mobilenet select --refresh --backend onnx --measure-all` twice back to back and compares their figures. With
+--precision-check, it times the published members in ONNX Runtime four times, alternating a fixed five rounds with
+the runner's rule (members re-timed until their median is known to `PRECISION`), and compares each rule's two sweeps.
 
     python benchmarks/bench_latency_model.py --runs 3 --agreement --out docs/bench_latency_model.json
 """
@@ -24,7 +26,7 @@ import torch
 from scipy.stats import spearmanr
 
 from mobilenet.bench.latency_model import member_key
-from mobilenet.bench.runner import cpu_model
+from mobilenet.bench.runner import PRECISION, ROUNDS, cpu_model
 from mobilenet.bench.select import published_entries
 from mobilenet.bench.timing import calibrate, time_pairs
 from mobilenet.deploy.backends import deploy_backends, runtime_version
@@ -107,12 +109,40 @@ def agreement(threads: int) -> dict[str, object]:
     return result
 
 
+def precision_check(threads: int, sweeps: int = 2) -> dict[str, object]:
+    """Each rule's two sweeps of the published members in ONNX Runtime against each other, the rules alternated so
+    that both see the same minutes: a fixed `ROUNDS` rounds (`precision` 1: never re-timed) and the runner's default."""
+    rules = {f"fixed {ROUNDS} rounds": 1.0, f"re-timed to {PRECISION:.0%}": PRECISION}
+    pairs = [(e.config, e.resolution, "onnx") for e in published_entries()]
+    figures: dict[str, list[dict[str, float]]] = {rule: [] for rule in rules}
+    seconds: dict[str, list[float]] = {rule: [] for rule in rules}
+    with tempfile.TemporaryDirectory() as files:
+        time_pairs(pairs, threads, files, rounds=3, progress=False, precision=1.0)  # builds the files: the sweeps
+        # below only time
+        for _ in range(sweeps):
+            for rule, precision in rules.items():
+                started = time.perf_counter()
+                rows = time_pairs(pairs, threads, files, progress=False, precision=precision)
+                seconds[rule].append(round(time.perf_counter() - started, 1))
+                # ratios to the reference: what `select` scales to the calibrated level
+                figures[rule].append({key: row["ratio"] for (key, _), row in rows.items() if key != row["reference"]})
+    out = {}
+    for rule, (first, second) in ((rule, runs[:2]) for rule, runs in figures.items()):
+        ratio = np.array([second[key] / first[key] for key in first])
+        out[rule] = {"within_10": float(np.mean(np.abs(ratio - 1) <= 0.1)), "seconds": seconds[rule],
+                     "median_abs_difference": float(np.median(np.abs(ratio - 1)))}  # fmt: skip
+        print(f"{rule}: two sweeps within 10% on {out[rule]['within_10']:.0%} of members (median difference "
+              f"{out[rule]['median_abs_difference']:.1%}), {seconds[rule]} s", flush=True)  # fmt: skip
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=None, help="default: every supported deployment backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--agreement", action="store_true", help="also two back-to-back select --refresh sweeps")
+    parser.add_argument("--precision-check", action="store_true", help="also fixed rounds against re-timing")
     parser.add_argument("--out", default=None, help="write the figures as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,6 +150,8 @@ def main() -> int:
     document = header(args.threads) | {"runs": [one_run(backends, args.threads) for _ in range(args.runs)]}
     if args.agreement:
         document["agreement"] = agreement(args.threads)
+    if args.precision_check:
+        document["precision_check"] = precision_check(args.threads)
     write(document, args.out)
     return 0
 

@@ -13,8 +13,8 @@ import pytest
 
 from mobilenet._io import InputError
 from mobilenet.bench import latency_model as lm
+from mobilenet.bench import runner, timing
 from mobilenet.bench import select as sel
-from mobilenet.bench import timing
 from mobilenet.bench.grid import NO_ACCURACY, grid_candidates, weights_mb
 from mobilenet.bench.runner import time_rounds
 from mobilenet.resolve import make_config
@@ -83,8 +83,22 @@ def test_a_noisy_model_is_measured_again():
         state["n"] += 1
         busy(3.0 if state["n"] % 7 < 3 else 0.3)()
 
-    rows = time_rounds({"ref": busy(0.3), "x": erratic}, "ref", rounds=3, block_s=0.005, retries=1, noisy=1.0)
-    assert len(rows["x"]["rounds_ms"]) == 6
+    rows = time_rounds({"ref": busy(0.3), "x": erratic}, "ref", rounds=3, block_s=0.005, retries=2, precision=1e-6)
+    assert len(rows["x"]["rounds_ms"]) == 9  # imprecise after every pass: re-timed twice
+    assert rows["x"]["uncertainty"] > 1e-6
+    steady = time_rounds({"ref": busy(0.3), "x": busy(0.6)}, "ref", rounds=3, block_s=0.005, retries=2, precision=1.0)
+    assert len(steady["x"]["rounds_ms"]) == 3  # known well enough after the first pass
+
+
+def test_uncertainty_is_the_standard_error_of_the_median_and_ignores_one_burst():
+    assert runner._uncertainty([2.0] * 5) == 0.0
+    rng = np.random.default_rng(0)
+    logs = rng.normal(0.0, 0.05, size=(4000, 9))  # 9 rounds of 5% noise
+    estimates = [runner._uncertainty(list(np.exp(row))) for row in logs]
+    actual = float(np.std(np.median(logs, axis=1)))  # the spread of the median itself
+    assert np.median(estimates) == pytest.approx(actual, rel=0.25)
+    burst = runner._uncertainty([1.0, 1.01, 0.99, 1.0, 3.0])  # one block slowed 3x by other work
+    assert burst < 0.02
 
 
 def test_onnx_files_are_timed_in_a_process_of_their_own_and_scaled_to_the_calibrated_level(monkeypatch, tmp_path):

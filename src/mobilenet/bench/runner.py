@@ -8,8 +8,11 @@ the machines here change speed by up to 1.5x from one second to the next (docs/b
 a block and the reference beside it alike, so the ratio cancels it; a model timed early is compared fairly with
 one timed late, and a sweep run in a slow minute gives the figures of one run in a quiet one. Every block starts
 with untimed calls: after another model ran, the first calls find cold caches and sleeping threads (32 ms instead
-of 7 for mobilenet_v2). A model whose ratios spread more than `NOISY` (p90 / p10) over rounds was timed while the
-machine was busy and gets another `rounds` rounds, up to `retries` times.
+of 7 for mobilenet_v2). A model whose median ratio is not yet known to `PRECISION` (its standard error, from the
+spread of its ratios over rounds) was timed while the machine was busy and gets another `rounds` rounds, up to
+`retries` times: on a quiet machine five rounds pin a model to 1-2%, on a busy one (2026-11-30, AMD EPYC) two
+back-to-back sweeps of the 45 published members agreed within 10% on 80-87% of them after five rounds and on 96-100%
+after ten (docs/bench.md).
 
 This module needs only the standard library and numpy (and ONNX Runtime or OpenVINO to load a file). The library
 times its sweeps of ONNX files by running it as a process of its own (`mobilenet.bench.timing`: a process that
@@ -39,10 +42,10 @@ FORMAT = 1  # of the kit and of the measurements file
 KIT_FILE = "kit.json"
 ROUNDS = 5  # interleaved rounds of a sweep
 BLOCK_S = 0.05  # seconds of calls per model per round
-NOISY = 1.5  # p90 / p10 of a model's round ratios above this: measured again
+PRECISION = 0.03  # the relative standard error of a model's median ratio above this: measured again
 SETTLE_S = 0.02  # pause before each block: runtimes' idle worker threads spin for a while after a call
 WARM_CALLS = 3  # untimed calls at the start of each block
-RETRIES = 1  # at most this many extra passes of `ROUNDS` rounds for the noisy ones
+RETRIES = 1  # at most this many extra passes of `ROUNDS` rounds for the imprecise ones (10 rounds in all)
 RUNTIMES = {"onnx": ("onnxruntime", "f32"), "onnx-int8": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16"),
             "openvino-int8": ("openvino", "f32")}  # fmt: skip
@@ -80,7 +83,7 @@ def time_rounds(
     rounds: int = ROUNDS,
     block_s: float = BLOCK_S,
     seed: int = 0,
-    noisy: float = NOISY,
+    precision: float = PRECISION,
     retries: int = RETRIES,
     level_ms: float | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -88,9 +91,9 @@ def time_rounds(
     """Time every runner of `runners` (zero-argument callables) in interleaved rounds against `reference` (a key of
     `runners`), as the module docstring says. Returns, per key: `median_ms` (its median ratio times the reference's
     level: `level_ms` when given, else the reference's median in this sweep), `ratio` (its median ratio to the
-    reference beside it), `p10_ms`, `p90_ms` and `spread` (p90 / p10) of its scaled round figures, `runs` (timed
-    calls), `rounds_ms` (its block median per round) and `reference_ms` (the reference's beside it).
-    `progress(done, total)` is called after each round."""
+    reference beside it), `p10_ms`, `p90_ms` and `spread` (p90 / p10) of its scaled round figures, `uncertainty`
+    (the relative standard error of its median ratio), `runs` (timed calls), `rounds_ms` (its block median per
+    round) and `reference_ms` (the reference's beside it). `progress(done, total)` is called after each round."""
     if reference not in runners:
         raise ValueError(f"the reference {reference!r} is not among the runners")
     if rounds < 3:
@@ -119,7 +122,7 @@ def time_rounds(
                 progress(done, total)
         if attempt == retries:
             break
-        pending = [key for key in pending if _spread(_ratios(own[key], beside[key])) > noisy]
+        pending = [key for key in pending if _uncertainty(_ratios(own[key], beside[key])) > precision]
         if not pending:
             break
         total += rounds
@@ -135,6 +138,7 @@ def time_rounds(
             "p10_ms": float(np.percentile(scaled, 10)),
             "p90_ms": float(np.percentile(scaled, 90)),
             "spread": _spread(ratios) if key != reference else _spread(blocks),
+            "uncertainty": _uncertainty(ratios) if key != reference else _uncertainty(blocks),
             "runs": (calls[key] if key != reference else reference_calls) * len(own[key]),
             "rounds_ms": [round(v, 4) for v in own[key]],
             "reference_ms": [round(v, 4) for v in beside[key]] if key != reference else [],
@@ -142,6 +146,15 @@ def time_rounds(
     out[reference]["median_ms"] = level
     out[reference]["sweep_median_ms"] = statistics.median(blocks)
     return out
+
+
+def _uncertainty(ratios: list[float]) -> float:
+    """The relative standard error of the median of `ratios`: 1.25 sigma / sqrt(n), the median's for normal errors,
+    with sigma the spread of their logarithms estimated robustly (1.4826 median absolute deviations: one block that a
+    burst of other work slowed does not count as the whole machine's noise)."""
+    logs = np.log(ratios)
+    sigma = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    return 1.2533 * sigma / len(ratios) ** 0.5
 
 
 def _ratios(own: list[float], ref: list[float]) -> list[float]:
@@ -262,6 +275,7 @@ def measure_kit(
     device: str,
     rounds: int = ROUNDS,
     log: Callable[[str], None] = lambda message: None,
+    precision: float = PRECISION,
 ) -> dict[str, object]:
     """Time every model of the calibration kit `kit` (its folder, or a manifest file naming folders beside it) with
     `backend`: the measurements document."""
@@ -279,7 +293,7 @@ def measure_kit(
     runners = _load_all(manifest["members"], kit, artifact, backend, threads, log)
     log(f"timing {len(runners)} models in interleaved rounds")
     started = time.perf_counter()
-    results = time_rounds(runners, manifest["reference"], rounds=rounds,
+    results = time_rounds(runners, manifest["reference"], rounds=rounds, precision=precision,
                           progress=lambda done, total: log(f"round {done}/{total}"))  # fmt: skip
     return {
         "format": FORMAT,
@@ -311,13 +325,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all)")
     parser.add_argument("--device", default=platform.node() or "device", help="the device's name, for the labels")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--precision", type=float, default=PRECISION,
+                        help="re-time a model whose median is known less well than this relative standard error, up to "
+                        f"{RETRIES} times (default %(default)s; 1 for a fixed number of rounds)")  # fmt: skip
     parser.add_argument("--out", help="the measurements file (default: measurements-<device>-<backend>.json)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.rounds < 3:
+        parser.error(f"--rounds must be >= 3, got {args.rounds}")
+    if not args.precision > 0:
+        parser.error(f"--precision must be > 0, got {args.precision}")
     try:
         document = measure_kit(args.kit, args.backend, args.threads, args.device, args.rounds,
-                               log=lambda message: print(message, file=sys.stderr, flush=True))  # fmt: skip
+                               log=lambda message: print(message, file=sys.stderr, flush=True),
+                               precision=args.precision)  # fmt: skip
     except (ValueError, ImportError, OSError) as error:
         print(f"mobilenet_runner: error: {error}", file=sys.stderr)
         return 2

@@ -38,7 +38,7 @@ from mobilenet.bench.latency_model import (
     store_model,
 )
 from mobilenet.bench.runner import FORMAT as KIT_FORMAT
-from mobilenet.bench.runner import KIT_FILE, ROUNDS, RUNTIMES, time_rounds
+from mobilenet.bench.runner import KIT_FILE, PRECISION, ROUNDS, RUNTIMES, time_rounds
 from mobilenet.cost.roofline import machine_id
 from mobilenet.deploy.artifacts import FILES, build_artifact
 from mobilenet.deploy.backends import get_backend, runtime_version
@@ -55,15 +55,17 @@ def time_pairs(
     rounds: int = ROUNDS,
     progress: bool = True,
     levels: dict[str, float] | None = None,
+    precision: float = PRECISION,
     done: Callable[[str, dict[tuple[str, str], dict[str, object]]], None] | None = None,
 ) -> dict[tuple[str, str], dict[str, object]]:
     """Time every (config, resolution, backend) of `pairs` on this machine with `threads` threads, interleaved, one
-    backend's pairs together, each against the reference member (`time_rounds`; figures scaled to `levels[backend]`,
-    the reference's calibrated median, where given). Returns, per (`member_key`, backend), `time_rounds`' row plus
-    `size_mb` (the file the backend runs), `reference` (the reference member's key) and `measured_at`; the
-    reference's own row is among them. `done(backend, rows)` is called as each backend's sweep ends (to store its
-    figures: an interrupted sweep keeps the backends it finished). Files are built into `workdir` (default: this
-    process's folder, `_files`), a folder per member, and reused where already there."""
+    backend's pairs together, each against the reference member (`time_rounds`, re-timing members not yet known to
+    `precision`; figures scaled to `levels[backend]`, the reference's calibrated median, where given). Returns, per
+    (`member_key`, backend), `time_rounds`' row plus `size_mb` (the file the backend runs), `reference` (the
+    reference member's key) and `measured_at`; the reference's own row is among them. `done(backend, rows)` is called
+    as each backend's sweep ends (to store its figures: an interrupted sweep keeps the backends it finished). Files
+    are built into `workdir` (default: this process's folder, `_files`), a folder per member, and reused where
+    already there."""
     reference = calibration_members()[0]
     members: dict[str, tuple[ModelConfig, int]] = {member_key(*reference): reference}
     backends: dict[str, list[str]] = {}
@@ -90,7 +92,7 @@ def time_pairs(
         for backend, keys in backends.items():
             order = [reference_key, *(k for k in keys if k != reference_key)]
             if backend in RUNTIMES:  # an ONNX file: timed by the runner, in a process of its own
-                rows, sizes = _time_in_runner(root, backend, order, members, folders, threads, rounds, bar)
+                rows, sizes = _time_in_runner(root, backend, order, members, folders, threads, rounds, precision, bar)
                 level = (levels or {}).get(backend)
                 if level is not None:  # to the reference's calibrated level, as `time_rounds(level_ms=...)` does
                     factor = level / rows[reference_key]["median_ms"]
@@ -98,7 +100,8 @@ def time_pairs(
                         for name in ("median_ms", "p10_ms", "p90_ms"):
                             rows[key][name] *= factor
             else:
-                rows, sizes = _time_here(backend, order, members, root, folders, threads, rounds, levels, bar)
+                rows, sizes = _time_here(backend, order, members, root, folders, threads, rounds, precision, levels,
+                                         bar)  # fmt: skip
             stamp = time.strftime("%Y-%m-%d %H:%M")
             facts = {"reference": reference_key, "measured_at": stamp}
             finished = {(key, backend): rows[key] | facts | {"size_mb": sizes[key]} for key in order}
@@ -122,7 +125,7 @@ def _files() -> Path:
     return Path(_FILES[0].name)
 
 
-def _time_here(backend, order, members, root, folders, threads, rounds, levels, bar):
+def _time_here(backend, order, members, root, folders, threads, rounds, precision, levels, bar):
     """Time the pairs of a backend the runner does not know (PyTorch's, the portable int8 file in ONNX Runtime) in
     this process."""
     runners, sizes = {}, {}
@@ -138,10 +141,11 @@ def _time_here(backend, order, members, root, folders, threads, rounds, levels, 
             bar.update()
     if bar is not None:
         bar.set_postfix_str(f"timing {len(runners)} on {backend}", refresh=True)
-    return time_rounds(runners, order[0], rounds=rounds, level_ms=(levels or {}).get(backend)), sizes
+    level = (levels or {}).get(backend)
+    return time_rounds(runners, order[0], rounds=rounds, precision=precision, level_ms=level), sizes
 
 
-def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar):
+def _time_in_runner(root, backend, order, members, folders, threads, rounds, precision, bar):
     """Time a backend's ONNX files with `mobilenet.bench.runner` in a child process (the one that calibration kits
     run on devices): a manifest in `root` names the members' folders, the child writes the measurements file. Its
     own process lets ONNX Runtime give all the sweep's sessions one thread pool (`runner._share_threads`)."""
@@ -151,7 +155,8 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, bar
     manifest.write_text(json.dumps(_manifest("mobilenet latency sweep", {backend: artifact}, listed)), encoding="utf-8")
     out = root / f"measured-{backend}.json"
     command = [sys.executable, "-m", runner.__name__, str(manifest), "--backend", backend, "--threads", str(threads),
-               "--rounds", str(rounds), "--device", "this machine", "--out", str(out)]  # fmt: skip
+               "--rounds", str(rounds), "--precision", str(precision), "--device", "this machine",
+               "--out", str(out)]  # fmt: skip
     log: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
         try:

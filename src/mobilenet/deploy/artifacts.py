@@ -54,7 +54,7 @@ def build_artifact(
     exporter: str = "dynamo",
 ) -> Path:
     """The file `backend` runs for `model` at `resolution`, in `directory` (reused when already there). int8 files
-    are calibrated on `calibration` (a dataset's training split; default: 32 random images, for speed and size) by
+    are calibrated on `calibration` (a dataset's training split; default: 4 random images, for speed and size) by
     `recipe` (default: the library's, with as many samples as the calibration set has). With `checkpoint` (the file
     `model` was loaded from), its labels, normalization and dataset travel into the ONNX files' metadata.
     `exporter`: `export_onnx`'s (the fast "torchscript" one where only speed and size are measured)."""
