@@ -69,6 +69,8 @@ def one_run(backends: list[str], threads: int) -> dict[str, object]:
             "median_abs_error": float(np.median(np.abs(error))),
             "calibration_fit_error": model.fit_error,
             "calibration": [c["key"] for c in model.calibration],
+            # each calibration member's measured and fitted median: other forms can be refitted to a run offline
+            "calibration_ms": {c["key"]: [c["measured_ms"], c["fitted_ms"]] for c in model.calibration},
             "worst": [row(entries[i], measured[i], predicted[i]) for i in worst],
             "members": [row(e, m, p) for e, m, p in zip(entries, measured, predicted, strict=True)],
         }

@@ -90,6 +90,16 @@ def test_a_noisy_model_is_measured_again():
     assert len(steady["x"]["rounds_ms"]) == 3  # known well enough after the first pass
 
 
+@pytest.mark.parametrize(("flags", "message"), [(["--rounds", "2"], "--rounds must be >= 3"),
+                                                (["--precision", "0"], "--precision must be > 0"),
+                                                (["--threads", "0"], "--threads must be >= 1")])  # fmt: skip
+def test_the_runner_refuses_bad_settings_before_loading_anything(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        runner.main([str(tmp_path), *flags])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_uncertainty_is_the_standard_error_of_the_median_and_ignores_one_burst():
     assert runner._uncertainty([2.0] * 5) == 0.0
     rng = np.random.default_rng(0)
