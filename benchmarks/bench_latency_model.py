@@ -119,8 +119,8 @@ def precision_check(threads: int, sweeps: int = 2) -> dict[str, object]:
     figures: dict[str, list[dict[str, float]]] = {rule: [] for rule in rules}
     seconds: dict[str, list[float]] = {rule: [] for rule in rules}
     with tempfile.TemporaryDirectory() as files:
-        time_pairs(pairs, threads, files, rounds=3, progress=False, precision=1.0)  # builds the files: the sweeps
-        # below only time
+        # builds the files once, so that the sweeps below only time
+        time_pairs(pairs, threads, files, rounds=3, progress=False, precision=1.0)
         for _ in range(sweeps):
             for rule, precision in rules.items():
                 started = time.perf_counter()

@@ -10,9 +10,9 @@ one timed late, and a sweep run in a slow minute gives the figures of one run in
 with untimed calls: after another model ran, the first calls find cold caches and sleeping threads (32 ms instead
 of 7 for mobilenet_v2). A model whose median ratio is not yet known to `PRECISION` (its standard error, from the
 spread of its ratios over rounds) was timed while the machine was busy and gets another `rounds` rounds, up to
-`retries` times: on a quiet machine five rounds pin a model to 1-2%, on a busy one (2026-11-30, AMD EPYC) two
-back-to-back sweeps of the 45 published members agreed within 10% on 80-87% of them after five rounds and on 96-100%
-after ten (docs/bench.md).
+`retries` times. On a quiet hour of a 2-core AMD EPYC (2026-11-30) two back-to-back sweeps of the 45 published
+members agreed within 10% on 98% of them after five rounds as after ten; on a busy hour, on 80-87% after five and on
+96-100% after ten (docs/bench.md).
 
 This module needs only the standard library and numpy (and ONNX Runtime or OpenVINO to load a file). The library
 times its sweeps of ONNX files by running it as a process of its own (`mobilenet.bench.timing`: a process that
