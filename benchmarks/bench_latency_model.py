@@ -99,10 +99,8 @@ def agreement(threads: int) -> dict[str, object]:
             runs.append((document, time.perf_counter() - started))
     first = {c["label"]: c["latency_ms"] for c in runs[0][0]["candidates"]}
     second = {c["label"]: c["latency_ms"] for c in runs[1][0]["candidates"]}
-    ratio = np.array([second[k] / first[k] for k in first])
     picks = [r[0]["pick"]["label"] if r[0]["pick"] else None for r in runs]
-    result = {"within_10": float(np.mean(np.abs(ratio - 1) <= 0.1)), "median_abs_difference": float(np.median(
-        np.abs(ratio - 1))), "same_pick": picks[0] == picks[1], "picks": picks,
+    result = {**_agree(first, second), "same_pick": picks[0] == picks[1], "picks": picks,
         "seconds": [round(r[1], 1) for r in runs],
         "members": [{"label": k, "first_ms": first[k], "second_ms": second[k], "difference": second[k] / first[k] - 1}
                     for k in first]}  # fmt: skip
@@ -111,7 +109,13 @@ def agreement(threads: int) -> dict[str, object]:
     return result
 
 
-def precision_check(threads: int, sweeps: int = 2) -> dict[str, object]:
+def _agree(first: dict[str, float], second: dict[str, float]) -> dict[str, float]:
+    """How two sweeps' figures of the same members agree: the fraction within 10%, the median absolute difference."""
+    difference = np.abs(np.array([second[key] / first[key] for key in first]) - 1)
+    return {"within_10": float(np.mean(difference <= 0.1)), "median_abs_difference": float(np.median(difference))}
+
+
+def precision_check(threads: int) -> dict[str, object]:
     """Each rule's two sweeps of the published members in ONNX Runtime against each other, the rules alternated so
     that both see the same minutes: a fixed `ROUNDS` rounds (`precision` 1: never re-timed) and the runner's default."""
     rules = {f"fixed {ROUNDS} rounds": 1.0, f"re-timed to {PRECISION:.0%}": PRECISION}
@@ -121,7 +125,7 @@ def precision_check(threads: int, sweeps: int = 2) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as files:
         # builds the files once, so that the sweeps below only time
         time_pairs(pairs, threads, files, rounds=3, progress=False, precision=1.0)
-        for _ in range(sweeps):
+        for _ in range(2):
             for rule, precision in rules.items():
                 started = time.perf_counter()
                 rows = time_pairs(pairs, threads, files, progress=False, precision=precision)
@@ -129,10 +133,8 @@ def precision_check(threads: int, sweeps: int = 2) -> dict[str, object]:
                 # ratios to the reference: what `select` scales to the calibrated level
                 figures[rule].append({key: row["ratio"] for (key, _), row in rows.items() if key != row["reference"]})
     out = {}
-    for rule, (first, second) in ((rule, runs[:2]) for rule, runs in figures.items()):
-        ratio = np.array([second[key] / first[key] for key in first])
-        out[rule] = {"within_10": float(np.mean(np.abs(ratio - 1) <= 0.1)), "seconds": seconds[rule],
-                     "median_abs_difference": float(np.median(np.abs(ratio - 1)))}  # fmt: skip
+    for rule, (first, second) in figures.items():
+        out[rule] = {**_agree(first, second), "seconds": seconds[rule]}
         print(f"{rule}: two sweeps within 10% on {out[rule]['within_10']:.0%} of members (median difference "
               f"{out[rule]['median_abs_difference']:.1%}), {seconds[rule]} s", flush=True)  # fmt: skip
     return out
