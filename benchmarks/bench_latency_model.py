@@ -1,14 +1,18 @@
 """The latency models against measurement: every published member in every backend, in one run.
 
-Each run calibrates every backend's latency model (timing the calibration members, off the published grid), then
-times the 45 published members in each backend in interleaved rounds (`mobilenet.bench.timing.time_pairs`, scaled
-to the reference's calibrated level as `select` does) and compares: the error of each member, the fraction within
-10% and 20%, Spearman's rank correlation, and what calibrating cost. With --agreement, it also runs
+Each run calibrates every backend's latency model (timing the calibration members, off the published grid; once per
+setting of --calibration-rounds, in turns), then times the 45 published members with the calibration members in
+each backend in interleaved rounds (`mobilenet.bench.timing.time_pairs`, scaled to the first setting's calibrated
+level as `select` does) and compares each setting's predictions with the sweep: the error of each member, the
+fraction within 10% and 20%, Spearman's rank correlation, and what calibrating cost. A model fitted to the
+calibration members' figures in the sweep itself is scored too ("same sweep"): the form's error without the machine's
+drift between a calibration and a later sweep. With --agreement, it also runs
 `mobilenet select --refresh --backend onnx --measure-all` twice back to back and compares their figures. With
 --precision-check, it times the published members in ONNX Runtime four times, alternating a fixed five rounds with
 the runner's rule (members re-timed until their median is known to `PRECISION`), and compares each rule's two sweeps.
 
-    python benchmarks/bench_latency_model.py --runs 3 --agreement --out docs/bench_latency_model.json
+    python benchmarks/bench_latency_model.py --runs 3 --calibration-rounds 5 15 --agreement \
+        --out docs/bench_latency_model.json
 """
 
 from __future__ import annotations
@@ -25,60 +29,78 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from mobilenet.bench.latency_model import member_key
+from mobilenet.bench.latency_model import calibration_members, fit, member_key
 from mobilenet.bench.runner import PRECISION, ROUNDS, cpu_model
 from mobilenet.bench.select import published_entries
 from mobilenet.bench.timing import calibrate, time_pairs
 from mobilenet.deploy.backends import deploy_backends, runtime_version
 
 
-def one_run(backends: list[str], threads: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as files:  # each run builds its files afresh: calibration_s is a cold one's
-        started = time.perf_counter()
-        models = calibrate(backends, threads, progress=False, workdir=files)
-        calibration_s = time.perf_counter() - started
+def one_run(backends: list[str], threads: int, calibration_rounds: list[int], turn: int) -> dict[str, object]:
+    """Calibrate once per setting of `calibration_rounds` (their order turned by `turn`, so that no setting always
+    runs first), then time the published members and the calibration members in one sweep: each setting's models
+    are scored on the published members, and so is a model fitted to the calibration members of the sweep itself
+    (the form's error without the drift between a calibration and a later sweep)."""
+    k = turn % len(calibration_rounds)
+    settings = calibration_rounds[k:] + calibration_rounds[:k]
+    with tempfile.TemporaryDirectory() as files:  # each run builds its files afresh: the first calibration is cold
+        models, calibration_s = {}, {}
+        for rounds in settings:
+            started = time.perf_counter()
+            models[rounds] = calibrate(backends, threads, progress=False, workdir=files, rounds=rounds)
+            calibration_s[rounds] = round(time.perf_counter() - started, 1)
         entries = published_entries()
-        pairs = [(e.config, e.resolution, b) for b in backends for e in entries]
+        members = calibration_members()
+        pairs = [(c, r, b) for b in backends for c, r in [*members, *((e.config, e.resolution) for e in entries)]]
         started = time.perf_counter()
-        levels = {b: m.reference_ms for b, m in models.items()}
+        first = models[calibration_rounds[0]]
+        levels = {b: m.reference_ms for b, m in first.items()}
         rows = time_pairs(pairs, threads, files, progress=False, levels=levels)
         sweep_s = time.perf_counter() - started
-    out = {"calibration_s": round(calibration_s, 1), "sweep_s": round(sweep_s, 1), "backends": {}}
+    out = {"calibration_s": {f"{r} rounds": s for r, s in calibration_s.items()}, "sweep_s": round(sweep_s, 1),
+           "cold_calibration": f"{settings[0]} rounds", "backends": {}, "scores": {}}  # fmt: skip
     for backend in backends:
-        model = models[backend]
-
-        def row(entry, measured_ms, predicted_ms, backend=backend):
-            spread = rows[(member_key(entry.config, entry.resolution), backend)]["spread"]
-            return {
-                "member": entry.key(),
-                "measured_ms": float(measured_ms),
-                "predicted_ms": float(predicted_ms),
-                "error": float(predicted_ms / measured_ms - 1),
-                "spread": float(spread),
-            }
-
         measured = np.array([rows[(member_key(e.config, e.resolution), backend)]["median_ms"] for e in entries])
+        same = fit([(c, r, rows[(member_key(c, r), backend)]["median_ms"]) for c, r in members], backend, threads,
+                   "this sweep", runtime_version(backend))  # fmt: skip
+        scored = {f"{r} rounds": models[r][backend] for r in calibration_rounds} | {"same sweep": same}
+        for name, model in scored.items():
+            # each calibration's own level: the sweep's ratios times its reference median
+            scale = model.calibration[0]["measured_ms"] / levels[backend] if name != "same sweep" else 1.0
+            predicted = np.array([model.predict(e.config, e.resolution) for e in entries])
+            out["scores"].setdefault(name, {})[backend] = _score(predicted, measured * scale)
+            print(f"{backend:<14} {name:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in
+                  out["scores"][name][backend].items()), flush=True)  # fmt: skip
+        model = first[backend]
         predicted = np.array([model.predict(e.config, e.resolution) for e in entries])
         error = predicted / measured - 1
-        worst = np.argsort(-np.abs(error))[:5]
+
+        def row(i, backend=backend, error=error, predicted=predicted, measured=measured):
+            entry = entries[i]
+            return {"member": entry.key(), "measured_ms": float(measured[i]), "predicted_ms": float(predicted[i]),
+                    "error": float(error[i]),
+                    "spread": float(rows[(member_key(entry.config, entry.resolution), backend)]["spread"])}  # fmt: skip
+
         out["backends"][backend] = {
             "runtime": runtime_version(backend),
-            "within_10": float(np.mean(np.abs(error) <= 0.10)),
-            "within_20": float(np.mean(np.abs(error) <= 0.20)),
-            "spearman": float(spearmanr(predicted, measured)[0]),
-            "median_abs_error": float(np.median(np.abs(error))),
+            **_score(predicted, measured),
             "calibration_fit_error": model.fit_error,
             "calibration": [c["key"] for c in model.calibration],
             # each calibration member's measured and fitted median: other forms can be refitted to a run offline
             "calibration_ms": {c["key"]: [c["measured_ms"], c["fitted_ms"]] for c in model.calibration},
-            "worst": [row(entries[i], measured[i], predicted[i]) for i in worst],
-            "members": [row(e, m, p) for e, m, p in zip(entries, measured, predicted, strict=True)],
+            "same_sweep_ms": {c["key"]: c["measured_ms"] for c in same.calibration},
+            "worst": [row(i) for i in np.argsort(-np.abs(error))[:5]],
+            "members": [row(i) for i in range(len(entries))],
         }
-        print(f"{backend:<14} within 10%: {np.mean(np.abs(error) <= 0.1):.0%}  within 20%: "
-              f"{np.mean(np.abs(error) <= 0.2):.0%}  Spearman {spearmanr(predicted, measured)[0]:.3f}  "
-              f"median |error| {np.median(np.abs(error)):.1%}", flush=True)  # fmt: skip
-    print(f"calibration {calibration_s:.0f} s, sweep of the 45 members {sweep_s:.0f} s", flush=True)
+    print(f"calibration {calibration_s} s, sweep of {len(pairs)} (member, backend) pairs {sweep_s:.0f} s", flush=True)
     return out
+
+
+def _score(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    error = predicted / measured - 1
+    return {"within_10": float(np.mean(np.abs(error) <= 0.10)), "within_20": float(np.mean(np.abs(error) <= 0.20)),
+            "spearman": float(spearmanr(predicted, measured)[0]), "median_abs_error": float(np.median(np.abs(error))),
+            "median_error": float(np.median(error))}  # fmt: skip
 
 
 def agreement(threads: int) -> dict[str, object]:
@@ -145,13 +167,18 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=None, help="default: every supported deployment backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--calibration-rounds", type=int, nargs="+", default=[ROUNDS],
+                        help="rounds of each calibration a run scores, the first the one the sweep is scaled to "
+                        f"(default {ROUNDS}: the library's; e.g. 5 15 compares a longer calibration)")  # fmt: skip
     parser.add_argument("--agreement", action="store_true", help="also two back-to-back select --refresh sweeps")
     parser.add_argument("--precision-check", action="store_true", help="also fixed rounds against re-timing")
     parser.add_argument("--out", default=None, help="write the figures as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     backends = deploy_backends(args.backends)
-    document = header(args.threads) | {"runs": [one_run(backends, args.threads) for _ in range(args.runs)]}
+    document = header(args.threads) | {
+        "runs": [one_run(backends, args.threads, args.calibration_rounds, turn) for turn in range(args.runs)]
+    }
     if args.agreement:
         document["agreement"] = agreement(args.threads)
     if args.precision_check:

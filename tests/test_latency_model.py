@@ -215,6 +215,26 @@ def test_a_stored_model_is_reused_and_a_new_runtime_calibrates_again(tmp_path, m
     assert len(calls) == 4
 
 
+def test_calibrate_times_with_the_rounds_and_precision_asked_for(tmp_path, monkeypatch, capsys):
+    from mobilenet.cli import main
+
+    asked = []
+
+    def fake_time_pairs(pairs, threads, workdir=None, rounds=5, progress=True, precision=0.03):
+        asked.append((rounds, precision))
+        return {(lm.member_key(c, r), b): {"median_ms": synthetic(c, r)} for c, r, b in pairs}
+
+    monkeypatch.setattr(timing, "time_pairs", fake_time_pairs)
+    assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--rounds", "15", "--precision", "1",
+                 "--threads", "1", "--quiet"]) == 0  # fmt: skip
+    assert asked == [(15, 1.0)]
+    assert "calibrated on 13 members" in capsys.readouterr().out
+    assert list(tmp_path.glob("latency-model-onnx-1t-*.json"))
+    assert main(["calibrate", "--kit", str(tmp_path / "kit"), "--rounds", "15"]) == 2
+    assert "give them to the runner on the device" in capsys.readouterr().err
+    assert not (tmp_path / "kit").exists()  # refused before anything is written
+
+
 def test_the_grid_predicts_with_the_models_stored_in_the_default_cache(monkeypatch):
     from mobilenet.bench.grid import search
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from mobilenet import __version__
 from mobilenet._io import InputError, check_output, check_output_dir
 from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S, ROUNDS
+from mobilenet.bench.runner import PRECISION
+from mobilenet.bench.runner import ROUNDS as SWEEP_ROUNDS
 from mobilenet.data.catalog import DATASET_NAMES, IMAGE_SUFFIXES
 from mobilenet.deploy.recipe import ACTIVATION_TYPES, METHODS, TOP_K, QuantizeRecipe
 from mobilenet.resolve import OPTION_RULES, ModelConfig, make_config
@@ -68,7 +70,7 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-COUNT, THREADS, SIDE = _integer(1), _integer(1, 1024), _integer(1, 4096)
+COUNT, THREADS, SIDE, SWEEP_COUNT = _integer(1), _integer(1, 1024), _integer(1, 4096), _integer(3)
 POSITIVE, NON_NEGATIVE, FRACTION = _real(0, strict=True), _real(0, strict=False), _real(0, strict=False, high=1)
 
 # Flags that several verbs take, declared once: name -> (flags, add_argument keywords). A verb may change the default.
@@ -471,6 +473,9 @@ def _print_grid(candidates, width: int) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.kit and (args.rounds != SWEEP_ROUNDS or args.precision != PRECISION):
+        raise InputError("--rounds and --precision time here; with --kit, give them to the runner on the device "
+                         "(python DIR/mobilenet_runner.py --rounds N --precision P)")  # fmt: skip
     if args.kit:
         from mobilenet.bench.timing import KIT_BACKENDS, write_kit
 
@@ -482,8 +487,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"openvino installed):\n  python {kit}/mobilenet_runner.py --backend {wanted[0]} --device NAME\n"
               f"then here: {then}")  # fmt: skip
         return 0
+    import torch
+
     from mobilenet.bench.select import cache_dir
-    from mobilenet.bench.timing import latency_models
+    from mobilenet.bench.timing import calibrate
     from mobilenet.deploy.backends import deploy_backends, supported
 
     for name in args.backend or ():
@@ -492,7 +499,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise InputError(f"backend {name}: {reason}")
     backends = list(args.backend) if args.backend else deploy_backends()
     directory = args.cache or cache_dir()
-    models = latency_models(backends, args.threads, directory, recalibrate=True, progress=not args.quiet)
+    models = calibrate(backends, args.threads or torch.get_num_threads(), directory, not args.quiet,
+                       rounds=args.rounds, precision=args.precision)  # fmt: skip
     if args.json:
         print(json.dumps({b: m.to_dict() for b, m in models.items()}, indent=2))
         return 0
@@ -853,6 +861,16 @@ def _add_calibrate(verbs) -> None:
         help="backends (default: every supported deployment one)",
     )
     _add(ca, "threads")
+    ca.add_argument(
+        "--rounds", type=SWEEP_COUNT, default=SWEEP_ROUNDS,
+        help="interleaved rounds per member (default %(default)s); every prediction inherits the calibration's "
+        "noise, and 15 rounds, about a minute more once per machine, steady it on a busy machine",
+    )  # fmt: skip
+    ca.add_argument(
+        "--precision", type=POSITIVE, default=PRECISION,
+        help="re-time a member whose median is known less well than this relative standard error, once "
+        "(default %(default)s; 1 for a fixed number of rounds)",
+    )  # fmt: skip
     ca.add_argument(
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )

@@ -229,12 +229,17 @@ def calibrate(
     directory: str | Path | None = None,
     progress: bool = True,
     workdir: str | Path | None = None,
+    rounds: int = ROUNDS,
+    precision: float = PRECISION,
 ) -> dict[str, LatencyModel]:
-    """Time the calibration members with every backend of `backends` (their files built in `workdir`, `time_pairs`)
-    and fit each backend's latency model, stored in `directory` when given."""
+    """Time the calibration members with every backend of `backends` (their files built in `workdir`, `time_pairs`
+    with `rounds` and `precision`) and fit each backend's latency model, stored in `directory` when given. Every
+    prediction inherits the calibration's noise: more rounds cost a minute once per machine and buy a steadier model
+    (docs/bench.md, "A longer calibration")."""
     members = calibration_members()
     started = time.perf_counter()
-    rows = time_pairs([(c, r, b) for b in backends for c, r in members], threads, workdir, progress=progress)
+    pairs = [(c, r, b) for b in backends for c, r in members]
+    rows = time_pairs(pairs, threads, workdir, rounds=rounds, progress=progress, precision=precision)
     seconds = time.perf_counter() - started
     models = {}
     for backend in backends:
