@@ -863,8 +863,8 @@ def _add_calibrate(verbs) -> None:
     _add(ca, "threads")
     ca.add_argument(
         "--rounds", type=SWEEP_COUNT, default=SWEEP_ROUNDS,
-        help="interleaved rounds per member (default %(default)s); every prediction inherits the calibration's "
-        "noise, and 15 rounds, about a minute more once per machine, steady it on a busy machine",
+        help="interleaved rounds per member (default %(default)s; 15 cost about a minute more here and did not "
+        "make the model reliably better: docs/bench.md)",
     )  # fmt: skip
     ca.add_argument(
         "--precision", type=POSITIVE, default=PRECISION,

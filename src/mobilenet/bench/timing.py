@@ -233,9 +233,7 @@ def calibrate(
     precision: float = PRECISION,
 ) -> dict[str, LatencyModel]:
     """Time the calibration members with every backend of `backends` (their files built in `workdir`, `time_pairs`
-    with `rounds` and `precision`) and fit each backend's latency model, stored in `directory` when given. Every
-    prediction inherits the calibration's noise: more rounds cost a minute once per machine and buy a steadier model
-    (docs/bench.md, "A longer calibration")."""
+    with `rounds` and `precision`) and fit each backend's latency model, stored in `directory` when given."""
     members = calibration_members()
     started = time.perf_counter()
     pairs = [(c, r, b) for b in backends for c, r in members]
