@@ -174,6 +174,8 @@ def main() -> int:
     parser.add_argument("--precision-check", action="store_true", help="also fixed rounds against re-timing")
     parser.add_argument("--out", default=None, help="write the figures as JSON")
     args = parser.parse_args()
+    if min(args.calibration_rounds) < 3 or len(set(args.calibration_rounds)) < len(args.calibration_rounds):
+        parser.error(f"--calibration-rounds: distinct counts of at least 3, got {args.calibration_rounds}")
     torch.set_num_threads(args.threads)
     backends = deploy_backends(args.backends)
     document = header(args.threads) | {
