@@ -13,11 +13,17 @@ Per member, over its median ratios to the reference:
 - `slope` and `correlation`, over all rounds: of its log ratio against the log of the reference's level beside it.
   A ratio that did not depend on the machine's speed would have both near 0; where they are not, a member's ratio
   moves with the state of the machine, which a ratio to one reference cannot take out.
+
+And over every pair of sweeps (all processes), the fraction of members whose medians agree within 10%: as measured,
+and with each member's ratio corrected to one reference level by its own slope within the sweep (the intercept of
+its log ratio against the log reference level at the median level of everything), a correction that `time_rounds`
+could make if it held.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -65,6 +71,23 @@ def analyse(processes: list[list[dict[str, dict[str, object]]]]) -> dict[str, di
     return out
 
 
+def agreement(processes: list[list[dict[str, dict[str, object]]]]) -> dict[str, float]:
+    """The mean over pairs of sweeps of the fraction of members within 10%, as measured and corrected by level."""
+    sweeps = [sweep for process in processes for sweep in process]
+    keys = list(sweeps[0])
+    level = np.median(np.log(np.concatenate([sweep[key]["reference"] for sweep in sweeps for key in keys])))
+    measured, corrected = [], []
+    for sweep in sweeps:
+        measured.append([np.log(sweep[key]["ratio"]) for key in keys])
+        logs = {key: (np.log(sweep[key]["reference"]), np.log(sweep[key]["own"])) for key in keys}
+        corrected.append([np.polyfit(ref - level, own - ref, 1)[1] for ref, own in logs.values()])  # intercepts
+    out = {}
+    for name, logs in (("measured", np.array(measured)), ("corrected_by_level", np.array(corrected))):
+        pairs = itertools.combinations(range(len(logs)), 2)
+        out[name] = float(np.mean([np.mean(np.abs(logs[i] - logs[j]) <= np.log(1.1)) for i, j in pairs]))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="onnx", choices=tuple(runner.RUNTIMES))
@@ -104,11 +127,14 @@ def main() -> int:
     members_out = analyse(processes)
     summary = {name: float(np.median([m[name] for m in members_out.values()])) for name in ("sweep_sd", "process_sd")}
     summary["process_sd_without_a_process_effect"] = summary["sweep_sd"] / args.sweeps**0.5
+    summary["agreement"] = agreement(processes)
     for key, m in sorted(members_out.items(), key=lambda item: item[1]["ratio"]):
         print(f"{key:<46} ratio {m['ratio']:6.3f}  sweep sd {m['sweep_sd']:.3f}  process sd {m['process_sd']:.3f}  "
               f"slope {m['slope']:+.2f}  correlation {m['correlation']:+.2f}")  # fmt: skip
     print(f"median sweep-to-sweep sd {summary['sweep_sd']:.3f}; process means' sd {summary['process_sd']:.3f} "
-          f"(without a process effect: {summary['process_sd_without_a_process_effect']:.3f})")  # fmt: skip
+          f"(without a process effect: {summary['process_sd_without_a_process_effect']:.3f}); pairs of sweeps "
+          f"within 10%: {summary['agreement']['measured']:.0%} as measured, "
+          f"{summary['agreement']['corrected_by_level']:.0%} corrected by level")  # fmt: skip
     reference = member_key(*members[0])
     write(header(args.threads) | {"backend": args.backend, "reference": reference, "processes": args.processes,
                                   "sweeps": args.sweeps, "summary": summary, "members": members_out},
