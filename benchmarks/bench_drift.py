@@ -79,8 +79,8 @@ def agreement(processes: list[list[dict[str, dict[str, object]]]]) -> dict[str, 
     measured, corrected = [], []
     for sweep in sweeps:
         measured.append([np.log(sweep[key]["ratio"]) for key in keys])
-        logs = {key: (np.log(sweep[key]["reference"]), np.log(sweep[key]["own"])) for key in keys}
-        corrected.append([np.polyfit(ref - level, own - ref, 1)[1] for ref, own in logs.values()])  # intercepts
+        blocks = [(np.log(sweep[key]["reference"]), np.log(sweep[key]["own"])) for key in keys]
+        corrected.append([np.polyfit(ref - level, own - ref, 1)[1] for ref, own in blocks])  # intercepts
     out = {}
     for name, logs in (("measured", np.array(measured)), ("corrected_by_level", np.array(corrected))):
         pairs = itertools.combinations(range(len(logs)), 2)

@@ -65,8 +65,8 @@ def one_run(backends: list[str], threads: int, calibration_rounds: list[int], tu
                    "this sweep", runtime_version(backend))  # fmt: skip
         scored = {f"{r} rounds": models[r][backend] for r in calibration_rounds} | {"same sweep": same}
         for name, model in scored.items():
-            # each calibration's own level: the sweep's ratios times its reference median
-            scale = model.calibration[0]["measured_ms"] / levels[backend] if name != "same sweep" else 1.0
+            # each model's own level: the sweep's ratios times its reference median (the same sweep's: levels)
+            scale = model.calibration[0]["measured_ms"] / levels[backend]
             predicted = np.array([model.predict(e.config, e.resolution) for e in entries])
             out["scores"].setdefault(name, {})[backend] = _score(predicted, measured * scale)
             print(f"{backend:<14} {name:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in

@@ -473,10 +473,10 @@ def _print_grid(candidates, width: int) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    if args.kit and (args.rounds != SWEEP_ROUNDS or args.precision != PRECISION):
-        raise InputError("--rounds and --precision time here; with --kit, give them to the runner on the device "
-                         "(python DIR/mobilenet_runner.py --rounds N --precision P)")  # fmt: skip
     if args.kit:
+        if args.rounds != SWEEP_ROUNDS or args.precision != PRECISION:
+            raise InputError("--rounds and --precision time here; with --kit, give them to the runner on the device "
+                             "(python DIR/mobilenet_runner.py --rounds N --precision P)")  # fmt: skip
         from mobilenet.bench.timing import KIT_BACKENDS, write_kit
 
         check_output_dir(args.kit, what="--kit")
