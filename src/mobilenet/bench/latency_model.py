@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 
 from mobilenet._io import InputError, write_text
 from mobilenet.cost import profile
@@ -173,6 +172,8 @@ def fit(
     for config, resolution, ms in members:
         if not ms > 0 or not np.isfinite(ms):
             raise InputError(f"{config.name} {config.alpha} @{resolution}: latency must be positive, got {ms!r}")
+    from scipy.optimize import nnls  # here, not at the top: a select with its models stored never fits
+
     x = np.array([features(config, resolution) for config, resolution, _ in members])
     y = np.array([ms for _, _, ms in members])
     coefficients, _ = nnls(x / y[:, None], np.ones(len(y)))  # relative error: each member weighs the same

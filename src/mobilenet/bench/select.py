@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from scipy.stats import spearmanr
 
 from mobilenet._io import InputError, atomic_write, write_text
 from mobilenet.bench.latency_model import LatencyModel, from_measurements, load_model, member_key, model_path
@@ -693,6 +692,8 @@ def prediction_quality(measured: list[float], predicted: list[float]) -> dict[st
     of |predicted / measured - 1| and of predicted / measured."""
     if len(measured) != len(predicted) or len(measured) < 2:
         raise InputError("need two equally long lists of at least two latencies")
+    from scipy.stats import spearmanr  # here, not at the top: its import costs every select 1.5 s
+
     ratios = [p / m for m, p in zip(measured, predicted, strict=True)]
     return {"spearman": float(spearmanr(measured, predicted).statistic),
             "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
