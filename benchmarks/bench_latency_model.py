@@ -1,17 +1,18 @@
 """The latency models against measurement: every published member in every backend, in one run.
 
 Each run calibrates every backend's latency model (timing the calibration members, off the published grid; once per
-setting of --calibration-rounds, in turns), then times the 45 published members with the calibration members in
-each backend in interleaved rounds (`mobilenet.bench.timing.time_pairs`, scaled to the first setting's calibrated
-level as `select` does) and compares each setting's predictions with the sweep: the error of each member, the
-fraction within 10% and 20%, Spearman's rank correlation, and what calibrating cost. A model fitted to the
-calibration members' figures in the sweep itself is scored too ("same sweep"): the form's error without the machine's
-drift between a calibration and a later sweep. With --agreement, it also runs
-`mobilenet select --refresh --backend onnx --measure-all` twice back to back and compares their figures. With
---precision-check, it times the published members in ONNX Runtime four times, alternating a fixed five rounds with
-the runner's rule (members re-timed until their median is known to `PRECISION`), and compares each rule's two sweeps.
+setting of --calibration-rounds, in turns: rounds, re-timed to a precision or ":fixed" as the library's), then
+times the 45 published members with the calibration members in each backend in interleaved rounds
+(`mobilenet.bench.timing.time_pairs`, scaled to the first setting's calibrated level as `select` does) and compares
+each setting's predictions with the sweep: the error of each member, the fraction within 10% and 20%, Spearman's rank
+correlation, and what calibrating cost. A model fitted to the calibration members' figures in the sweep itself is
+scored too ("same sweep"): the form's error without the machine's drift between a calibration and a later sweep. With
+--agreement, it also runs `mobilenet select --refresh --backend onnx --measure-all` twice back to back and compares
+their figures. With --precision-check, it times the published members in ONNX Runtime four times, alternating a fixed
+five rounds with the runner's rule (members re-timed until their median is known to `PRECISION`), and compares each
+rule's two sweeps.
 
-    python benchmarks/bench_latency_model.py --runs 3 --calibration-rounds 5 15 --agreement \
+    python benchmarks/bench_latency_model.py --runs 3 --calibration-rounds 5 5:fixed --agreement \
         --out docs/bench_latency_model.json
 """
 
@@ -36,34 +37,36 @@ from mobilenet.bench.timing import calibrate, time_pairs
 from mobilenet.deploy.backends import deploy_backends, runtime_version
 
 
-def one_run(backends: list[str], threads: int, calibration_rounds: list[int], turn: int) -> dict[str, object]:
-    """Calibrate once per setting of `calibration_rounds` (their order turned by `turn`, so that no setting always
-    runs first), then time the published members and the calibration members in one sweep: each setting's models
-    are scored on the published members, and so is a model fitted to the calibration members of the sweep itself
-    (the form's error without the drift between a calibration and a later sweep)."""
-    k = turn % len(calibration_rounds)
-    settings = calibration_rounds[k:] + calibration_rounds[:k]
+def one_run(backends: list[str], threads: int, calibrations: list[str], turn: int) -> dict[str, object]:
+    """Calibrate once per setting of `calibrations` (`setting`; their order turned by `turn`, so that no setting
+    always runs first), then time the published members and the calibration members in one sweep: each setting's
+    models are scored on the published members, and so is a model fitted to the calibration members of the sweep
+    itself (the form's error without the drift between a calibration and a later sweep)."""
+    k = turn % len(calibrations)
+    settings = calibrations[k:] + calibrations[:k]
     with tempfile.TemporaryDirectory() as files:  # each run builds its files afresh: the first calibration is cold
         models, calibration_s = {}, {}
-        for rounds in settings:
+        for name in settings:
+            rounds, precision = setting(name)
             started = time.perf_counter()
-            models[rounds] = calibrate(backends, threads, progress=False, workdir=files, rounds=rounds)
-            calibration_s[rounds] = round(time.perf_counter() - started, 1)
+            models[name] = calibrate(backends, threads, progress=False, workdir=files, rounds=rounds,
+                                     precision=precision)  # fmt: skip
+            calibration_s[name] = round(time.perf_counter() - started, 1)
         entries = published_entries()
         members = calibration_members()
         pairs = [(c, r, b) for b in backends for c, r in [*members, *((e.config, e.resolution) for e in entries)]]
         started = time.perf_counter()
-        first = models[calibration_rounds[0]]
+        first = models[calibrations[0]]
         levels = {b: m.reference_ms for b, m in first.items()}
         rows = time_pairs(pairs, threads, files, progress=False, levels=levels)
         sweep_s = time.perf_counter() - started
-    out = {"calibration_s": {f"{r} rounds": s for r, s in calibration_s.items()}, "sweep_s": round(sweep_s, 1),
-           "cold_calibration": f"{settings[0]} rounds", "backends": {}, "scores": {}}  # fmt: skip
+    out = {"calibration_s": {label(n): s for n, s in calibration_s.items()}, "sweep_s": round(sweep_s, 1),
+           "cold_calibration": label(settings[0]), "backends": {}, "scores": {}}  # fmt: skip
     for backend in backends:
         measured = np.array([rows[(member_key(e.config, e.resolution), backend)]["median_ms"] for e in entries])
         same = fit([(c, r, rows[(member_key(c, r), backend)]["median_ms"]) for c, r in members], backend, threads,
                    "this sweep", runtime_version(backend))  # fmt: skip
-        scored = {f"{r} rounds": models[r][backend] for r in calibration_rounds} | {"same sweep": same}
+        scored = {label(n): models[n][backend] for n in calibrations} | {"same sweep": same}
         for name, model in scored.items():
             # each model's own level: the sweep's ratios times its reference median (the same sweep's: levels)
             scale = model.calibration[0]["measured_ms"] / levels[backend]
@@ -94,6 +97,21 @@ def one_run(backends: list[str], threads: int, calibration_rounds: list[int], tu
         }
     print(f"calibration {calibration_s} s, sweep of {len(pairs)} (member, backend) pairs {sweep_s:.0f} s", flush=True)
     return out
+
+
+def setting(name: str) -> tuple[int, float]:
+    """A calibration setting of --calibration-rounds as (rounds, precision): "5" is 5 rounds with the imprecise
+    members re-timed to `PRECISION` (the library's rule before 2026-12-01), "5:fixed" 5 rounds and no more
+    (`precision` 1: the library's calibration now, `CALIBRATION_PRECISION`)."""
+    rounds, _, rule = name.partition(":")
+    if not rounds.isdigit() or int(rounds) < 3 or rule not in ("", "fixed"):
+        raise ValueError(f"a calibration setting is ROUNDS or ROUNDS:fixed with ROUNDS >= 3, got {name!r}")
+    return int(rounds), 1.0 if rule else PRECISION
+
+
+def label(name: str) -> str:
+    rounds, precision = setting(name)
+    return f"{rounds} rounds" + (", fixed" if precision == 1.0 else "")
 
 
 def _score(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -167,15 +185,20 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=None, help="default: every supported deployment backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--calibration-rounds", type=int, nargs="+", default=[ROUNDS],
-                        help="rounds of each calibration a run scores, the first the one the sweep is scaled to "
-                        f"(default {ROUNDS}: the library's; e.g. 5 15 compares a longer calibration)")  # fmt: skip
+    parser.add_argument("--calibration-rounds", nargs="+", default=[f"{ROUNDS}:fixed"], metavar="ROUNDS[:fixed]",
+                        help="the calibrations a run scores, the first the one the sweep is scaled to: rounds, the "
+                        f"imprecise members re-timed to {PRECISION:.0%}, or with :fixed no more than those rounds "
+                        f"(default %(default)s: the library's; e.g. 5:fixed 5 15)")  # fmt: skip
     parser.add_argument("--agreement", action="store_true", help="also two back-to-back select --refresh sweeps")
     parser.add_argument("--precision-check", action="store_true", help="also fixed rounds against re-timing")
     parser.add_argument("--out", default=None, help="write the figures as JSON")
     args = parser.parse_args()
-    if min(args.calibration_rounds) < 3 or len(set(args.calibration_rounds)) < len(args.calibration_rounds):
-        parser.error(f"--calibration-rounds: distinct counts of at least 3, got {args.calibration_rounds}")
+    try:
+        settings = [setting(name) for name in args.calibration_rounds]
+    except ValueError as error:
+        parser.error(f"--calibration-rounds: {error}")
+    if len(set(settings)) < len(settings):
+        parser.error(f"--calibration-rounds: distinct settings, got {args.calibration_rounds}")
     torch.set_num_threads(args.threads)
     backends = deploy_backends(args.backends)
     document = header(args.threads) | {

@@ -225,9 +225,13 @@ def test_calibrate_times_with_the_rounds_and_precision_asked_for(tmp_path, monke
         return {(lm.member_key(c, r), b): {"median_ms": synthetic(c, r)} for c, r, b in pairs}
 
     monkeypatch.setattr(timing, "time_pairs", fake_time_pairs)
-    assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--rounds", "15", "--precision", "1",
+    assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--rounds", "15", "--precision", "0.02",
                  "--threads", "1", "--quiet"]) == 0  # fmt: skip
-    assert asked == [(15, 1.0)]
+    assert asked == [(15, 0.02)]
+    # by default, here and where select calibrates: the rounds and no more (a precision no median misses)
+    assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--threads", "1", "--quiet"]) == 0
+    timing.latency_models(["onnx"], 1, tmp_path, recalibrate=True, progress=False)
+    assert asked[1:] == [(runner.ROUNDS, 1.0)] * 2
     assert "calibrated on 13 members" in capsys.readouterr().out
     assert list(tmp_path.glob("latency-model-onnx-1t-*.json"))
     assert main(["calibrate", "--kit", str(tmp_path / "kit"), "--rounds", "15"]) == 2

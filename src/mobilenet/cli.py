@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from mobilenet import __version__
 from mobilenet._io import InputError, check_output, check_output_dir
 from mobilenet.bench import BACKENDS, MIN_RUNS, MIN_TIME_S, ROUNDS
-from mobilenet.bench.runner import PRECISION
+from mobilenet.bench.runner import CALIBRATION_PRECISION
 from mobilenet.bench.runner import ROUNDS as SWEEP_ROUNDS
 from mobilenet.data.catalog import DATASET_NAMES, IMAGE_SUFFIXES
 from mobilenet.deploy.recipe import ACTIVATION_TYPES, METHODS, TOP_K, QuantizeRecipe
@@ -474,7 +474,7 @@ def _print_grid(candidates, width: int) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.kit:
-        if args.rounds != SWEEP_ROUNDS or args.precision != PRECISION:
+        if args.rounds != SWEEP_ROUNDS or args.precision != CALIBRATION_PRECISION:
             raise InputError("--rounds and --precision time here; with --kit, give them to the runner on the device "
                              "(python DIR/mobilenet_runner.py --rounds N --precision P)")  # fmt: skip
         from mobilenet.bench.timing import KIT_BACKENDS, write_kit
@@ -867,9 +867,10 @@ def _add_calibrate(verbs) -> None:
         "make the model reliably better: docs/bench.md)",
     )  # fmt: skip
     ca.add_argument(
-        "--precision", type=POSITIVE, default=PRECISION,
+        "--precision", type=POSITIVE, default=CALIBRATION_PRECISION,
         help="re-time a member whose median is known less well than this relative standard error, once "
-        "(default %(default)s; 1 for a fixed number of rounds)",
+        "(default %(default)s: the rounds and no more; re-timing to 0.03 cost half a minute here and did not make "
+        "the model better: docs/bench.md)",
     )  # fmt: skip
     ca.add_argument(
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"

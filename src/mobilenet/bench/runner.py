@@ -8,11 +8,11 @@ the machines here change speed by up to 1.5x from one second to the next (docs/b
 a block and the reference beside it alike, so the ratio cancels it; a model timed early is compared fairly with
 one timed late, and a sweep run in a slow minute gives the figures of one run in a quiet one. Every block starts
 with untimed calls: after another model ran, the first calls find cold caches and sleeping threads (32 ms instead
-of 7 for mobilenet_v2). A model whose median ratio is not yet known to `PRECISION` (its standard error, from the
-spread of its ratios over rounds) was timed while the machine was busy and gets another `rounds` rounds, up to
-`retries` times. On a quiet hour of a 2-core AMD EPYC (2026-11-30) two back-to-back sweeps of the 45 published
-members agreed within 10% on 98% of them after five rounds as after ten; on a busy hour, on 80-87% after five and on
-96-100% after ten (docs/bench.md).
+of 7 for mobilenet_v2). In a sweep, a model whose median ratio is not yet known to `PRECISION` (its standard
+error, from the spread of its ratios over rounds) was timed while the machine was busy and gets another `rounds`
+rounds, up to `retries` times; a calibration takes its rounds and no more (`CALIBRATION_PRECISION`). On a quiet hour
+of a 2-core AMD EPYC (2026-11-30) two back-to-back sweeps of the 45 published members agreed within 10% on 98% of
+them after five rounds as after ten; on a busy hour, on 80-87% after five and on 96-100% after ten (docs/bench.md).
 
 This module needs only the standard library and numpy (and ONNX Runtime or OpenVINO to load a file). The library
 times its sweeps of ONNX files by running it as a process of its own (`mobilenet.bench.timing`: a process that
@@ -43,6 +43,10 @@ KIT_FILE = "kit.json"
 ROUNDS = 5  # interleaved rounds of a sweep
 BLOCK_S = 0.05  # seconds of calls per model per round
 PRECISION = 0.03  # the relative standard error of a model's median ratio above this: measured again
+# A calibration takes `ROUNDS` rounds and no more: its error is the machine's drift between it and the sweeps that use
+# it, not its rounds' noise, and re-timing to `PRECISION` cost 25-30 s of the main job for no measurable gain
+# (2026-12-01, docs/bench.md). Precision 1 (a 100% standard error) is never exceeded: nothing is measured again.
+CALIBRATION_PRECISION = 1.0
 SETTLE_S = 0.02  # pause before each block: runtimes' idle worker threads spin for a while after a call
 WARM_CALLS = 3  # untimed calls at the start of each block
 RETRIES = 1  # at most this many extra passes of `ROUNDS` rounds for the imprecise ones (10 rounds in all)
@@ -275,7 +279,7 @@ def measure_kit(
     device: str,
     rounds: int = ROUNDS,
     log: Callable[[str], None] = lambda message: None,
-    precision: float = PRECISION,
+    precision: float = CALIBRATION_PRECISION,
 ) -> dict[str, object]:
     """Time every model of the calibration kit `kit` (its folder, or a manifest file naming folders beside it) with
     `backend`: the measurements document."""
@@ -325,9 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all)")
     parser.add_argument("--device", default=platform.node() or "device", help="the device's name, for the labels")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
-    parser.add_argument("--precision", type=float, default=PRECISION,
+    parser.add_argument("--precision", type=float, default=CALIBRATION_PRECISION,
                         help="re-time a model whose median is known less well than this relative standard error, up to "
-                        f"{RETRIES} times (default %(default)s; 1 for a fixed number of rounds)")  # fmt: skip
+                        f"{RETRIES} times (default %(default)s: a fixed number of rounds, as the library calibrates; "
+                        f"e.g. {PRECISION})")  # fmt: skip
     parser.add_argument("--out", help="the measurements file (default: measurements-<device>-<backend>.json)")
     args = parser.parse_args(argv)
     if args.threads < 1:

@@ -37,8 +37,8 @@ from mobilenet.bench.latency_model import (
     model_path,
     store_model,
 )
+from mobilenet.bench.runner import CALIBRATION_PRECISION, KIT_FILE, PRECISION, ROUNDS, RUNTIMES, time_rounds
 from mobilenet.bench.runner import FORMAT as KIT_FORMAT
-from mobilenet.bench.runner import KIT_FILE, PRECISION, ROUNDS, RUNTIMES, time_rounds
 from mobilenet.cost.roofline import machine_id
 from mobilenet.deploy.artifacts import FILES, build_artifact
 from mobilenet.deploy.backends import get_backend, runtime_version
@@ -230,10 +230,11 @@ def calibrate(
     progress: bool = True,
     workdir: str | Path | None = None,
     rounds: int = ROUNDS,
-    precision: float = PRECISION,
+    precision: float = CALIBRATION_PRECISION,
 ) -> dict[str, LatencyModel]:
     """Time the calibration members with every backend of `backends` (their files built in `workdir`, `time_pairs`
-    with `rounds` and `precision`) and fit each backend's latency model, stored in `directory` when given."""
+    with `rounds` and `precision`: by default `rounds` and no more) and fit each backend's latency model, stored in
+    `directory` when given."""
     members = calibration_members()
     started = time.perf_counter()
     pairs = [(c, r, b) for b in backends for c, r in members]
