@@ -251,9 +251,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"{hw.bandwidth_bytes_per_s / 1e9:.1f} GB/s ({hw.source}); ridge {hw.ridge:.2f} MAC/byte"
         )
     if check is not None:
-        print(
-            f"  measured        {check.measured_ms:.2f} ms (eager fp32, batch 1, median; per layer: PyTorch profiler)"
-        )
+        print(f"  measured        {check.measured_ms:.2f} ms (eager fp32, batch 1, median; per layer: timed by hooks)")
     print()
     if args.by_layer:
         _print_layers(report, roof, check)
@@ -768,7 +766,7 @@ def _add_profile(verbs) -> None:
     prof.add_argument("--peak-gmacs", type=POSITIVE, default=None, help="roofline with this peak GMAC/s (no probe)")
     prof.add_argument("--bandwidth-gbs", type=POSITIVE, default=None, help="roofline with this memory GB/s (no probe)")
     prof.add_argument("--measure", action="store_true",
-                      help="also time every layer (PyTorch profiler) and the network, beside the roofline")  # fmt: skip
+                      help="also time every layer (forward hooks) and the network, beside the roofline")  # fmt: skip
     _add(prof, "threads", "json")
     prof.set_defaults(func=cmd_profile)
 

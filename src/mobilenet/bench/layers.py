@@ -1,14 +1,15 @@
 """The roofline against reality: every conv and linear layer's predicted time beside its measured time.
 
 The prediction is `mobilenet.cost.roofline` on the measured hardware profile: max(MACs / peak, bytes / bandwidth) per
-layer, for eager fp32 PyTorch. The measurement runs the same eager model (NCHW, fp32, `torch.inference_mode`) under
-the PyTorch profiler, each conv and linear layer wrapped in a `record_function` named after it, and divides each
-layer's total CPU time by the number of runs. The network's measured latency is taken without the profiler
-(`mobilenet.bench.latency.time_calls`), because the profiler's own overhead is counted in its layer times.
+layer, for eager fp32 PyTorch. The measurement runs the same eager model (NCHW, fp32, `torch.inference_mode`) with
+each conv and linear layer timed from its forward pre-hook to its forward hook, and divides each layer's total by the
+number of runs. The network's measured latency is taken without the hooks (`mobilenet.bench.latency.time_calls`),
+because their own overhead is counted in the layer times.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -63,36 +64,35 @@ class RooflineCheck:
 
 @torch.inference_mode()
 def measure_layers(model: nn.Module, resolution: int, runs: int = 20, warmup: int = 5) -> dict[str, float]:
-    """Milliseconds per call of every conv and linear layer of `model` (eager, fp32, batch 1), by module name."""
-    # The autograd profiler, not `torch.profiler.profile`: the same CPU events, without the 3.4 s import of
-    # torch._inductor that the latter's start triggers (torch 2.13).
-    from torch.autograd.profiler import profile, record_function
-
+    """Milliseconds per call of every conv and linear layer of `model` (eager, fp32, batch 1), by module name: the
+    wall time from its forward pre-hook to its forward hook, summed over `runs` calls. PyTorch's CPU kernels return
+    when their threads are done, so that span is the layer's; a profiler measures the same span and, from torch
+    2.13, prints two lines of its own on every start and stop."""
     model = model.eval()
     x = torch.randn(1, model.config.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    open_ranges: dict[str, object] = {}
+    started: dict[str, float] = {}
+    spent: dict[str, float] = {}
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
 
             def enter(module, inputs, name=name):
-                open_ranges[name] = record_function(f"layer::{name}").__enter__()
+                started[name] = time.perf_counter()
 
             def leave(module, inputs, output, name=name):
-                open_ranges.pop(name).__exit__(None, None, None)
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started[name]
 
             handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     try:
         for _ in range(warmup):
             model(x)
-        with profile() as prof:
-            for _ in range(runs):
-                model(x)
+        spent.clear()
+        for _ in range(runs):
+            model(x)
     finally:
         for handle in handles:
             handle.remove()
-    return {event.key.removeprefix("layer::"): event.cpu_time_total / 1e3 / runs for event in prof.key_averages()
-            if event.key.startswith("layer::")}  # fmt: skip
+    return {name: seconds * 1e3 / runs for name, seconds in spent.items()}
 
 
 def check_roofline(model: nn.Module, roof: Roofline, runs: int = 20) -> RooflineCheck:

@@ -156,7 +156,7 @@ def plot_roofline(roof: dict, hardware: dict, label: str, measured: dict | None)
             marker="x",
             color="k",
             alpha=0.6,
-            label="achieved (eager PyTorch, PyTorch profiler)",
+            label="achieved (eager PyTorch, each layer timed by hooks)",
         )
     ax.axvline(ridge, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
