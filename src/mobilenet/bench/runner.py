@@ -44,8 +44,9 @@ ROUNDS = 5  # interleaved rounds of a sweep
 BLOCK_S = 0.05  # seconds of calls per model per round
 PRECISION = 0.03  # the relative standard error of a model's median ratio above this: measured again
 # A calibration takes `ROUNDS` rounds and no more: its error is the machine's drift between it and the sweeps that use
-# it, not its rounds' noise, and re-timing to `PRECISION` cost 25-30 s of the main job for no measurable gain
-# (2026-12-01, docs/bench.md). Precision 1 (a 100% standard error) is never exceeded: nothing is measured again.
+# it, not its rounds' noise; re-timing to `PRECISION` cost 20-28 s of the main job's calibration and moved the models'
+# scores by less than the runs' own noise (2026-12-01, docs/bench.md). Precision 1 (a 100% standard error) is never
+# exceeded: nothing is measured again.
 CALIBRATION_PRECISION = 1.0
 SETTLE_S = 0.02  # pause before each block: runtimes' idle worker threads spin for a while after a call
 WARM_CALLS = 3  # untimed calls at the start of each block
