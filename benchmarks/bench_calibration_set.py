@@ -119,10 +119,13 @@ def main() -> int:
         "measured_ms": {f"{key} on {backend}": ms for (key, backend), ms in rows.items()},
     }
     for name, by_backend in document["scores"].items():
-        print(f"{name:<48}" + "".join(f"  {b} {s['within_10']:.0%} ({s['spearman']:.3f})" for b, s in
-                                      by_backend.items()))  # fmt: skip
-    print(f"{'leave-one-out over the published':<48}" + "".join(
-        f"  {b} {v:.0%}" for b, v in document["leave_one_out_within_10"].items()))  # fmt: skip
+        print(
+            f"{name:<48}" + "".join(f"  {b} {s['within_10']:.0%} ({s['spearman']:.3f})" for b, s in by_backend.items())
+        )
+    print(
+        f"{'leave-one-out over the published':<48}"
+        + "".join(f"  {b} {v:.0%}" for b, v in document["leave_one_out_within_10"].items())
+    )
     write(document, args.out)
     return 0
 

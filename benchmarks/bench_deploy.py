@@ -81,22 +81,32 @@ def main() -> None:
                         times[path].append(time.perf_counter() - start)
             macs = profile(name).macs
             medians = {path: statistics.median(values) * 1e3 for path, values in times.items()}
-            rows.append({
-                "model": name,
-                "macs": macs,
-                "ms": medians,
-                "p10_ms": {path: float(np.percentile(values, 10)) * 1e3 for path, values in times.items()},
-                "p90_ms": {path: float(np.percentile(values, 90)) * 1e3 for path, values in times.items()},
-                "of_peak": {path: macs / (ms / 1e3) / hardware.peak_macs_per_s for path, ms in medians.items()},
-                "size_mb": {"fp32": sizes["onnx"], "int8": sizes["onnx-int8"],
-                            "int8 portable": sizes["onnx-int8-portable"]},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "macs": macs,
+                    "ms": medians,
+                    "p10_ms": {path: float(np.percentile(values, 10)) * 1e3 for path, values in times.items()},
+                    "p90_ms": {path: float(np.percentile(values, 90)) * 1e3 for path, values in times.items()},
+                    "of_peak": {path: macs / (ms / 1e3) / hardware.peak_macs_per_s for path, ms in medians.items()},
+                    "size_mb": {
+                        "fp32": sizes["onnx"],
+                        "int8": sizes["onnx-int8"],
+                        "int8 portable": sizes["onnx-int8-portable"],
+                    },
+                }
+            )
 
-    print(f"machine: {machine_id()}; {args.threads} threads; peak {hardware.peak_macs_per_s / 1e9:.1f} GMAC/s, "
-          f"{hardware.bandwidth_bytes_per_s / 1e9:.1f} GB/s; median of {args.runs}, batch 1, 224 px\n")  # fmt: skip
+    print(
+        f"machine: {machine_id()}; {args.threads} threads; peak {hardware.peak_macs_per_s / 1e9:.1f} GMAC/s, "
+        f"{hardware.bandwidth_bytes_per_s / 1e9:.1f} GB/s; median of {args.runs}, batch 1, 224 px\n"
+    )
     paths = list(rows[0]["ms"])
-    print("| model | " + " | ".join(f"{p} ms (of peak)" for p in paths)
-          + " | fp32 ONNX / eager | int8 / fp32 ONNX | portable int8 / fp32 ONNX |")  # fmt: skip
+    print(
+        "| model | "
+        + " | ".join(f"{p} ms (of peak)" for p in paths)
+        + " | fp32 ONNX / eager | int8 / fp32 ONNX | portable int8 / fp32 ONNX |"
+    )
     print("|---|" + "---:|" * (len(paths) + 3))
     for r in rows:
         cells = " | ".join(f"{r['ms'][p]:.2f} ({r['of_peak'][p]:.1%})" for p in paths)
@@ -105,8 +115,12 @@ def main() -> None:
         speedup_portable = r["ms"]["ORT fp32"] / r["ms"]["ORT int8 portable"]
         print(f"| {r['model']} | {cells} | {speedup_onnx:.2f}x | {speedup_int8:.2f}x | {speedup_portable:.2f}x |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine_id(), "threads": args.threads, "rows": rows,
-                                               "hardware": hardware.to_dict()}, indent=2))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": machine_id(), "threads": args.threads, "rows": rows, "hardware": hardware.to_dict()},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

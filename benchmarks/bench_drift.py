@@ -42,15 +42,21 @@ def child(manifest_path: str, backend: str, threads: int, sweeps: int) -> None:
     """Time the manifest's members `sweeps` times in this process; print each sweep's rows as JSON."""
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     folder = Path(manifest_path).parent
-    runners = runner._load_all(manifest["members"], folder, manifest["artifacts"][backend], backend, threads,
-                               lambda message: None)  # fmt: skip
+    runners = runner._load_all(
+        manifest["members"], folder, manifest["artifacts"][backend], backend, threads, lambda message: None
+    )
     out = []
     for sweep in range(sweeps):
         if sweep:
             time.sleep(PAUSE_S)
         rows = runner.time_rounds(runners, manifest["reference"], seed=sweep, precision=1.0)
-        out.append({key: {"ratio": row["ratio"], "own": row["rounds_ms"], "reference": row["reference_ms"]}
-                    for key, row in rows.items() if key != manifest["reference"]})  # fmt: skip
+        out.append(
+            {
+                key: {"ratio": row["ratio"], "own": row["rounds_ms"], "reference": row["reference_ms"]}
+                for key, row in rows.items()
+                if key != manifest["reference"]
+            }
+        )
     print(json.dumps(out))
 
 
@@ -119,8 +125,18 @@ def main() -> int:
         manifest.write_text(json.dumps(_manifest("drift", {args.backend: artifact}, rows)), encoding="utf-8")
         processes = []
         for n in range(args.processes):
-            command = [sys.executable, __file__, "--child", str(manifest), "--backend", args.backend, "--threads",
-                       str(args.threads), "--sweeps", str(args.sweeps)]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(manifest),
+                "--backend",
+                args.backend,
+                "--threads",
+                str(args.threads),
+                "--sweeps",
+                str(args.sweeps),
+            ]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"process {n + 1}/{args.processes} done", file=sys.stderr, flush=True)
@@ -129,16 +145,29 @@ def main() -> int:
     summary["process_sd_without_a_process_effect"] = summary["sweep_sd"] / args.sweeps**0.5
     summary["agreement"] = agreement(processes)
     for key, m in sorted(members_out.items(), key=lambda item: item[1]["ratio"]):
-        print(f"{key:<46} ratio {m['ratio']:6.3f}  sweep sd {m['sweep_sd']:.3f}  process sd {m['process_sd']:.3f}  "
-              f"slope {m['slope']:+.2f}  correlation {m['correlation']:+.2f}")  # fmt: skip
-    print(f"median sweep-to-sweep sd {summary['sweep_sd']:.3f}; process means' sd {summary['process_sd']:.3f} "
-          f"(without a process effect: {summary['process_sd_without_a_process_effect']:.3f}); pairs of sweeps "
-          f"within 10%: {summary['agreement']['measured']:.0%} as measured, "
-          f"{summary['agreement']['corrected_by_level']:.0%} corrected by level")  # fmt: skip
+        print(
+            f"{key:<46} ratio {m['ratio']:6.3f}  sweep sd {m['sweep_sd']:.3f}  process sd {m['process_sd']:.3f}  "
+            f"slope {m['slope']:+.2f}  correlation {m['correlation']:+.2f}"
+        )
+    print(
+        f"median sweep-to-sweep sd {summary['sweep_sd']:.3f}; process means' sd {summary['process_sd']:.3f} "
+        f"(without a process effect: {summary['process_sd_without_a_process_effect']:.3f}); pairs of sweeps "
+        f"within 10%: {summary['agreement']['measured']:.0%} as measured, "
+        f"{summary['agreement']['corrected_by_level']:.0%} corrected by level"
+    )
     reference = member_key(*members[0])
-    write(header(args.threads) | {"backend": args.backend, "reference": reference, "processes": args.processes,
-                                  "sweeps": args.sweeps, "summary": summary, "members": members_out},
-          args.out)  # fmt: skip
+    write(
+        header(args.threads)
+        | {
+            "backend": args.backend,
+            "reference": reference,
+            "processes": args.processes,
+            "sweeps": args.sweeps,
+            "summary": summary,
+            "members": members_out,
+        },
+        args.out,
+    )
     return 0
 
 

@@ -49,8 +49,9 @@ def one_run(backends: list[str], threads: int, calibrations: list[str], turn: in
         for name in settings:
             rounds, precision = setting(name)
             started = time.perf_counter()
-            models[name] = calibrate(backends, threads, progress=False, workdir=files, rounds=rounds,
-                                     precision=precision)  # fmt: skip
+            models[name] = calibrate(
+                backends, threads, progress=False, workdir=files, rounds=rounds, precision=precision
+            )
             calibration_s[name] = round(time.perf_counter() - started, 1)
         entries = published_entries()
         members = calibration_members()
@@ -60,29 +61,46 @@ def one_run(backends: list[str], threads: int, calibrations: list[str], turn: in
         levels = {b: m.reference_ms for b, m in first.items()}
         rows = time_pairs(pairs, threads, files, progress=False, levels=levels)
         sweep_s = time.perf_counter() - started
-    out = {"calibration_s": {label(n): s for n, s in calibration_s.items()}, "sweep_s": round(sweep_s, 1),
-           "cold_calibration": label(settings[0]), "backends": {}, "scores": {}}  # fmt: skip
+    out = {
+        "calibration_s": {label(n): s for n, s in calibration_s.items()},
+        "sweep_s": round(sweep_s, 1),
+        "cold_calibration": label(settings[0]),
+        "backends": {},
+        "scores": {},
+    }
     for backend in backends:
         measured = np.array([rows[(member_key(e.config, e.resolution), backend)]["median_ms"] for e in entries])
-        same = fit([(c, r, rows[(member_key(c, r), backend)]["median_ms"]) for c, r in members], backend, threads,
-                   "this sweep", runtime_version(backend))  # fmt: skip
+        same = fit(
+            [(c, r, rows[(member_key(c, r), backend)]["median_ms"]) for c, r in members],
+            backend,
+            threads,
+            "this sweep",
+            runtime_version(backend),
+        )
         scored = {label(n): models[n][backend] for n in calibrations} | {"same sweep": same}
         for name, model in scored.items():
             # each model's own level: the sweep's ratios times its reference median (the same sweep's: levels)
             scale = model.calibration[0]["measured_ms"] / levels[backend]
             predicted = np.array([model.predict(e.config, e.resolution) for e in entries])
             out["scores"].setdefault(name, {})[backend] = _score(predicted, measured * scale)
-            print(f"{backend:<14} {name:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in
-                  out["scores"][name][backend].items()), flush=True)  # fmt: skip
+            print(
+                f"{backend:<14} {name:<10} "
+                + "  ".join(f"{k} {v:.3f}" for k, v in out["scores"][name][backend].items()),
+                flush=True,
+            )
         model = first[backend]
         predicted = np.array([model.predict(e.config, e.resolution) for e in entries])
         error = predicted / measured - 1
 
         def row(i, backend=backend, error=error, predicted=predicted, measured=measured):
             entry = entries[i]
-            return {"member": entry.key(), "measured_ms": float(measured[i]), "predicted_ms": float(predicted[i]),
-                    "error": float(error[i]),
-                    "spread": float(rows[(member_key(entry.config, entry.resolution), backend)]["spread"])}  # fmt: skip
+            return {
+                "member": entry.key(),
+                "measured_ms": float(measured[i]),
+                "predicted_ms": float(predicted[i]),
+                "error": float(error[i]),
+                "spread": float(rows[(member_key(entry.config, entry.resolution), backend)]["spread"]),
+            }
 
         out["backends"][backend] = {
             "runtime": runtime_version(backend),
@@ -116,23 +134,55 @@ def label(name: str) -> str:
 
 def _score(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     error = predicted / measured - 1
-    return {"within_10": float(np.mean(np.abs(error) <= 0.10)), "within_20": float(np.mean(np.abs(error) <= 0.20)),
-            "spearman": float(spearmanr(predicted, measured)[0]), "median_abs_error": float(np.median(np.abs(error))),
-            "median_error": float(np.median(error))}  # fmt: skip
+    return {
+        "within_10": float(np.mean(np.abs(error) <= 0.10)),
+        "within_20": float(np.mean(np.abs(error) <= 0.20)),
+        "spearman": float(spearmanr(predicted, measured)[0]),
+        "median_abs_error": float(np.median(np.abs(error))),
+        "median_error": float(np.median(error)),
+    }
 
 
 def agreement(threads: int) -> dict[str, object]:
     """Two back-to-back `select --refresh --backend onnx --measure-all` runs sharing one cache (calibrated first, as
     any select on this machine is)."""
     with tempfile.TemporaryDirectory() as cache:
-        calibrate_command = [sys.executable, "-m", "mobilenet.cli", "calibrate", "--backend", "onnx", "--threads",
-                             str(threads), "--cache", cache, "--quiet"]  # fmt: skip
+        calibrate_command = [
+            sys.executable,
+            "-m",
+            "mobilenet.cli",
+            "calibrate",
+            "--backend",
+            "onnx",
+            "--threads",
+            str(threads),
+            "--cache",
+            cache,
+            "--quiet",
+        ]
         subprocess.run(calibrate_command, capture_output=True, check=True)
         runs = []
         for _ in range(2):
-            command = [sys.executable, "-m", "mobilenet.cli", "select", "--refresh", "--backend", "onnx",
-                       "--measure-all", "--latency-ms", "10", "--size-mb", "5", "--threads", str(threads),
-                       "--cache", cache, "--json", "--quiet"]  # fmt: skip
+            command = [
+                sys.executable,
+                "-m",
+                "mobilenet.cli",
+                "select",
+                "--refresh",
+                "--backend",
+                "onnx",
+                "--measure-all",
+                "--latency-ms",
+                "10",
+                "--size-mb",
+                "5",
+                "--threads",
+                str(threads),
+                "--cache",
+                cache,
+                "--json",
+                "--quiet",
+            ]
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             document = json.loads(done.stdout)
@@ -140,12 +190,21 @@ def agreement(threads: int) -> dict[str, object]:
     first = {c["label"]: c["latency_ms"] for c in runs[0][0]["candidates"]}
     second = {c["label"]: c["latency_ms"] for c in runs[1][0]["candidates"]}
     picks = [r[0]["pick"]["label"] if r[0]["pick"] else None for r in runs]
-    result = {**_agree(first, second), "same_pick": picks[0] == picks[1], "picks": picks,
+    result = {
+        **_agree(first, second),
+        "same_pick": picks[0] == picks[1],
+        "picks": picks,
         "seconds": [round(r[1], 1) for r in runs],
-        "members": [{"label": k, "first_ms": first[k], "second_ms": second[k], "difference": second[k] / first[k] - 1}
-                    for k in first]}  # fmt: skip
-    print(f"two sweeps: {result['within_10']:.0%} of members within 10%, same pick: {result['same_pick']} "
-          f"({picks[0]} / {picks[1]})", flush=True)  # fmt: skip
+        "members": [
+            {"label": k, "first_ms": first[k], "second_ms": second[k], "difference": second[k] / first[k] - 1}
+            for k in first
+        ],
+    }
+    print(
+        f"two sweeps: {result['within_10']:.0%} of members within 10%, same pick: {result['same_pick']} "
+        f"({picks[0]} / {picks[1]})",
+        flush=True,
+    )
     return result
 
 
@@ -175,8 +234,11 @@ def precision_check(threads: int) -> dict[str, object]:
     out = {}
     for rule, (first, second) in figures.items():
         out[rule] = {**_agree(first, second), "seconds": seconds[rule]}
-        print(f"{rule}: two sweeps within 10% on {out[rule]['within_10']:.0%} of members (median difference "
-              f"{out[rule]['median_abs_difference']:.1%}), {seconds[rule]} s", flush=True)  # fmt: skip
+        print(
+            f"{rule}: two sweeps within 10% on {out[rule]['within_10']:.0%} of members (median difference "
+            f"{out[rule]['median_abs_difference']:.1%}), {seconds[rule]} s",
+            flush=True,
+        )
     return out
 
 
@@ -185,10 +247,15 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=None, help="default: every supported deployment backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--calibration-rounds", nargs="+", default=[f"{ROUNDS}:fixed"], metavar="ROUNDS[:fixed]",
-                        help="the calibrations a run scores, the first the one the sweep is scaled to: rounds, the "
-                        f"imprecise members re-timed to {PRECISION:.0%}, or with :fixed no more than those rounds "
-                        f"(default %(default)s: the library's; e.g. 5:fixed 5 15)")  # fmt: skip
+    parser.add_argument(
+        "--calibration-rounds",
+        nargs="+",
+        default=[f"{ROUNDS}:fixed"],
+        metavar="ROUNDS[:fixed]",
+        help="the calibrations a run scores, the first the one the sweep is scaled to: rounds, the "
+        f"imprecise members re-timed to {PRECISION:.0%}, or with :fixed no more than those rounds "
+        f"(default %(default)s: the library's; e.g. 5:fixed 5 15)",
+    )
     parser.add_argument("--agreement", action="store_true", help="also two back-to-back select --refresh sweeps")
     parser.add_argument("--precision-check", action="store_true", help="also fixed rounds against re-timing")
     parser.add_argument("--out", default=None, help="write the figures as JSON")
@@ -214,8 +281,13 @@ def main() -> int:
 
 def header(threads: int) -> dict[str, object]:
     """What every latency benchmark's JSON starts with: the command, the machine, the date."""
-    return {"command": "python " + " ".join(sys.argv), "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": threads,
-            "date": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
+    return {
+        "command": "python " + " ".join(sys.argv),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def write(document: dict[str, object], path: str | None) -> None:

@@ -54,8 +54,11 @@ def profiled_layers(model: nn.Module, resolution: int, runs: int = 20, warmup: i
     finally:
         for handle in handles:
             handle.remove()
-    return {event.key.removeprefix("layer::"): event.cpu_time_total / 1e3 / runs for event in prof.key_averages()
-            if event.key.startswith("layer::")}  # fmt: skip
+    return {
+        event.key.removeprefix("layer::"): event.cpu_time_total / 1e3 / runs
+        for event in prof.key_averages()
+        if event.key.startswith("layer::")
+    }
 
 
 def compare(name: str, alpha: float, resolution: int, repeats: int, runs: int) -> dict[str, object]:
@@ -71,13 +74,18 @@ def compare(name: str, alpha: float, resolution: int, repeats: int, runs: int) -
             network.append(time_calls(lambda: model(x)).median_ms)
     if set(layers["hooks"][0]) != set(layers["profiler"][0]):
         raise RuntimeError(f"{name}: the two methods timed different layers")
-    per_layer = {method: {k: statistics.median(t[k] for t in times) for k in times[0]} for method, times in
-                 layers.items()}  # fmt: skip
+    per_layer = {
+        method: {k: statistics.median(t[k] for t in times) for k in times[0]} for method, times in layers.items()
+    }
     ratios = [per_layer["hooks"][k] / per_layer["profiler"][k] for k in per_layer["hooks"]]
-    return {"model": f"{name} {alpha} @{resolution}", "layers": len(ratios),
-            "hooks_sum_ms": statistics.median(sum(t.values()) for t in layers["hooks"]),
-            "profiler_sum_ms": statistics.median(sum(t.values()) for t in layers["profiler"]),
-            "hooks_over_profiler": statistics.median(ratios), "network_ms": statistics.median(network)}  # fmt: skip
+    return {
+        "model": f"{name} {alpha} @{resolution}",
+        "layers": len(ratios),
+        "hooks_sum_ms": statistics.median(sum(t.values()) for t in layers["hooks"]),
+        "profiler_sum_ms": statistics.median(sum(t.values()) for t in layers["profiler"]),
+        "hooks_over_profiler": statistics.median(ratios),
+        "network_ms": statistics.median(network),
+    }
 
 
 def main() -> int:
@@ -92,9 +100,12 @@ def main() -> int:
     for name, alpha in MODELS:
         row = compare(name, alpha, 224, args.repeats, args.runs)
         rows.append(row)
-        print(f"{row['model']}: layer sum hooks {row['hooks_sum_ms']:.2f} ms, profiler {row['profiler_sum_ms']:.2f} "
-              f"ms; per layer hooks / profiler {row['hooks_over_profiler']:.3f} (median of {row['layers']}); "
-              f"network {row['network_ms']:.2f} ms", flush=True)  # fmt: skip
+        print(
+            f"{row['model']}: layer sum hooks {row['hooks_sum_ms']:.2f} ms, profiler {row['profiler_sum_ms']:.2f} "
+            f"ms; per layer hooks / profiler {row['hooks_over_profiler']:.3f} (median of {row['layers']}); "
+            f"network {row['network_ms']:.2f} ms",
+            flush=True,
+        )
     write(header(args.threads) | {"models": rows}, args.out)
     return 0
 

@@ -49,8 +49,12 @@ def main() -> int:
         files = sorted(folder.iterdir())
         model, stored = load_with_metadata(args.weights)
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(model, onnx_path, int(stored.get("image_size", 28)),
-                    metadata={k: stored[k] for k in ("mean", "std") if k in stored})  # fmt: skip
+        export_onnx(
+            model,
+            onnx_path,
+            int(stored.get("image_size", 28)),
+            metadata={k: stored[k] for k in ("mean", "std") if k in stored},
+        )
         classifier = Classifier(onnx_path, threads=args.threads)
 
         def cli() -> list[Prediction]:
@@ -80,16 +84,26 @@ def main() -> int:
     for name, times in seconds.items():
         median = statistics.median(times)
         paired = statistics.median(b / t for b, t in zip(base, times, strict=True))
-        rows.append({"path": name, "median_s": median, "images_per_s": args.images / median,
-                     "speed_vs_predict": paired, "rounds_s": times})  # fmt: skip
+        rows.append(
+            {
+                "path": name,
+                "median_s": median,
+                "images_per_s": args.images / median,
+                "speed_vs_predict": paired,
+                "rounds_s": times,
+            }
+        )
         print(
             f"  {name:<28} {median:7.3f} s  {args.images / median:8.0f} images/s  {paired:5.2f}x predict "
             f"(rounds {min(b / t for b, t in zip(base, times, strict=True)):.2f}-"
             f"{max(b / t for b, t in zip(base, times, strict=True)):.2f})"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine_id(), "threads": args.threads,
-                                               "images": args.images, "rows": rows}, indent=1))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": machine_id(), "threads": args.threads, "images": args.images, "rows": rows}, indent=1
+            )
+        )
     return 0
 
 

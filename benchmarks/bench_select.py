@@ -37,18 +37,32 @@ def main() -> None:
             measured = sweep(entries, backend, args.threads, cache=cache)
             cold = time.perf_counter() - started
             started = time.perf_counter()
-            again = sweep(entries, backend, args.threads, cache=LatencyCache.open(Path(tmp), machine_id(), backend,
-                                                                                  args.threads, 1))  # fmt: skip
+            again = sweep(
+                entries,
+                backend,
+                args.threads,
+                cache=LatencyCache.open(Path(tmp), machine_id(), backend, args.threads, 1),
+            )
             warm = time.perf_counter() - started
             assert [c.latency_ms for c in again] == [c.latency_ms for c in measured]
         started = time.perf_counter()
         predicted = sweep(entries, backend, args.threads, predict=True)
         fast = time.perf_counter() - started
         quality = prediction_quality([c.latency_ms for c in measured], [c.latency_ms for c in predicted])
-        rows.append({"backend": backend, "candidates": len(entries), "sweep_s": cold, "cached_s": warm,
-                     "predict_s": fast, **quality, "noisy": sum(c.spread > NOISY_SPREAD for c in measured),
-                     "members": [{**c.to_dict(), "predicted_ms": p.latency_ms} for c, p in
-                                 zip(measured, predicted, strict=True)]})  # fmt: skip
+        rows.append(
+            {
+                "backend": backend,
+                "candidates": len(entries),
+                "sweep_s": cold,
+                "cached_s": warm,
+                "predict_s": fast,
+                **quality,
+                "noisy": sum(c.spread > NOISY_SPREAD for c in measured),
+                "members": [
+                    {**c.to_dict(), "predicted_ms": p.latency_ms} for c, p in zip(measured, predicted, strict=True)
+                ],
+            }
+        )
     print(f"\nmachine: {machine_id()}; {args.threads} threads; {len(entries)} published configurations\n")
     print(
         "| backend | sweep, empty cache | sweep, cached | fast mode | Spearman (predicted vs measured) | "
@@ -57,11 +71,14 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         error = f"{100 * r['median_abs_error']:.0f}%"
-        print(f"| {r['backend']} | {r['sweep_s']:.1f} s | {r['cached_s']:.2f} s | {r['predict_s']:.2f} s | "
-              f"{r['spearman']:.3f} | {error} | {r['median_ratio']:.2f} | {r['noisy']} |")  # fmt: skip
+        print(
+            f"| {r['backend']} | {r['sweep_s']:.1f} s | {r['cached_s']:.2f} s | {r['predict_s']:.2f} s | "
+            f"{r['spearman']:.3f} | {error} | {r['median_ratio']:.2f} | {r['noisy']} |"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine_id(), "threads": args.threads, "rows": rows},
-                                              indent=1))  # fmt: skip
+        Path(args.json).write_text(
+            json.dumps({"machine": machine_id(), "threads": args.threads, "rows": rows}, indent=1)
+        )
 
 
 if __name__ == "__main__":

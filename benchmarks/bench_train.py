@@ -94,8 +94,10 @@ def main() -> None:
 
     plain = statistics.median(results["plain fp32 NCHW eager"])
     print(f"machine: {machine_id()}; threads {torch.get_num_threads()}")
-    print(f"{args.model} alpha={args.alpha}, small-input, 28 px, batch {args.batch_size}, {args.steps} steps, "
-          f"median of {args.repeats}\n")  # fmt: skip
+    print(
+        f"{args.model} alpha={args.alpha}, small-input, 28 px, batch {args.batch_size}, {args.steps} steps, "
+        f"median of {args.repeats}\n"
+    )
     print("| loop | images/s | vs plain |")
     print("|---|---:|---:|")
     for name, values in results.items():

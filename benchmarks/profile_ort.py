@@ -118,8 +118,10 @@ def conv_kinds(fp32_path: Path) -> tuple[dict[str, str], dict[str, str]]:
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         source = producer.get(node.input[0])  # squeeze-excite: after the pool, or after an SE convolution's ReLU
         before = producer.get(source.input[0]) if source is not None and source.input else None
-        pooled = source is not None and (source.op_type == "GlobalAveragePool" or (
-            before is not None and before.op_type == "Conv" and kinds.get(before.name) == SQUEEZE_EXCITE))  # fmt: skip
+        pooled = source is not None and (
+            source.op_type == "GlobalAveragePool"
+            or (before is not None and before.op_type == "Conv" and kinds.get(before.name) == SQUEEZE_EXCITE)
+        )
         kh, kw = weights[node.input[1]][2:]
         if node.input[0] == graph.input[0].name:
             kinds[node.name] = f"stem {kh}x{kw}"
@@ -173,8 +175,10 @@ def main() -> None:
             for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]["fp32"]):
                 print(f"    {kind:<22}{ms['fp32']:>8.3f}{ms['int8']:>8.3f}{ms['fp32'] / max(ms['int8'], 1e-9):>8.2f}x")
             int8_convs = sum(ms["int8"] for ms in by_kind.values())
-            print(f"  estimated ceiling: fp32 total / int8 convolutions alone = {totals['fp32']:.3f} / "
-                  f"{int8_convs:.3f} = {totals['fp32'] / int8_convs:.2f}x")  # fmt: skip
+            print(
+                f"  estimated ceiling: fp32 total / int8 convolutions alone = {totals['fp32']:.3f} / "
+                f"{int8_convs:.3f} = {totals['fp32'] / int8_convs:.2f}x"
+            )
             sessions = {"fp32": session(fp32, args.threads), "int8": session(int8, args.threads)}
             medians: dict[str, list[float]] = {tag: [] for tag in sessions}
             for _ in range(2):
@@ -182,9 +186,11 @@ def main() -> None:
                     time.sleep(0.2)  # let the other session's worker threads stop spinning
                     medians[tag].append(time_calls(lambda s=s, f=feed: s.run(None, f)).median_ms)
             ratios = [f / i for f, i in zip(medians["fp32"], medians["int8"], strict=True)]
-            print(f"  alone, no profiler (two rounds): fp32 {medians['fp32'][0]:.2f} / {medians['fp32'][1]:.2f} ms, "
-                  f"int8 {medians['int8'][0]:.2f} / {medians['int8'][1]:.2f} ms, int8 speed-up "
-                  f"{ratios[0]:.2f}x / {ratios[1]:.2f}x")  # fmt: skip
+            print(
+                f"  alone, no profiler (two rounds): fp32 {medians['fp32'][0]:.2f} / {medians['fp32'][1]:.2f} ms, "
+                f"int8 {medians['int8'][0]:.2f} / {medians['int8'][1]:.2f} ms, int8 speed-up "
+                f"{ratios[0]:.2f}x / {ratios[1]:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -49,9 +49,17 @@ def analyse(name: str, checkpoint: Path, samples: int, tmp: Path) -> dict[str, o
     ranges = activation_ranges(model, x)
     weights = weight_quantization_error(fuse(model))
     fp32 = tmp / f"{name}.onnx"
-    export_onnx(model, fp32, size, metadata={"dataset": dataset, "image_size": str(size),
-                                              "mean": json.dumps(list(train.info.mean)),
-                                              "std": json.dumps(list(train.info.std))})  # fmt: skip
+    export_onnx(
+        model,
+        fp32,
+        size,
+        metadata={
+            "dataset": dataset,
+            "image_size": str(size),
+            "mean": json.dumps(list(train.info.mean)),
+            "std": json.dumps(list(train.info.std)),
+        },
+    )
     fp32_top1 = evaluate(OnnxModel(fp32), test, image_size=size).top1
     schemes, sqnr = {}, []
     for scheme, options in SCHEMES.items():
@@ -143,8 +151,10 @@ def main() -> None:
     for name, r in results.items():
         acts = [v["max"] for k, v in r["activation_ranges"].items() if not k.endswith("project")]
         sqnr = [row["sqnr_db"] for row in r["sqnr"]]
-        print(f"{name}: largest activation {max(acts):.2f}, median layer max {statistics.median(acts):.2f}; "
-              f"SQNR median {statistics.median(sqnr):.1f} dB, min {min(sqnr):.1f}, logits {sqnr[-1]:.1f}")  # fmt: skip
+        print(
+            f"{name}: largest activation {max(acts):.2f}, median layer max {statistics.median(acts):.2f}; "
+            f"SQNR median {statistics.median(sqnr):.1f} dB, min {min(sqnr):.1f}, logits {sqnr[-1]:.1f}"
+        )
 
 
 if __name__ == "__main__":

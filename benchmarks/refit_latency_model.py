@@ -37,13 +37,18 @@ def refit(document: dict[str, object], backends: list[str] | None = None) -> dic
             model = fit([(c, r, sweep[member_key(c, r)]) for c, r in members], backend, 0, "refit", "refit")
             rows = [(entries[row["member"]], row["measured_ms"]) for row in detail["members"]]
             error = np.array([model.predict(e.config, e.resolution) / ms - 1 for e, ms in rows])
-            missed = [{"member": _label(rows[i][0]), "error": round(float(error[i]), 3)}
-                      for i in np.argsort(-np.abs(error)) if abs(error[i]) > 0.1]  # fmt: skip
-            out.setdefault(backend, []).append({
-                "coefficients": dict(zip(FEATURES, model.coefficients, strict=True)),
-                "within_10": float(np.mean(np.abs(error) <= 0.1)),
-                "missed": missed,
-            })  # fmt: skip
+            missed = [
+                {"member": _label(rows[i][0]), "error": round(float(error[i]), 3)}
+                for i in np.argsort(-np.abs(error))
+                if abs(error[i]) > 0.1
+            ]
+            out.setdefault(backend, []).append(
+                {
+                    "coefficients": dict(zip(FEATURES, model.coefficients, strict=True)),
+                    "within_10": float(np.mean(np.abs(error) <= 0.1)),
+                    "missed": missed,
+                }
+            )
     return out
 
 

@@ -52,9 +52,11 @@ def main(paths: list[str]) -> int:
     print("| model | α | options | MACs | params | epochs | val top-1 | test top-1 | test top-5 | training s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['alpha']} | {r['options']} | {r['macs'] / 1e6:.1f}M | {r['params']:,} | "
-              f"{r['epochs']} | {r['best_val']:.2f}% | {r['test_top1']:.2f}% | {r['test_top5']:.2f}% | "
-              f"{r['train_s']:.0f} |")  # fmt: skip
+        print(
+            f"| {r['model']} | {r['alpha']} | {r['options']} | {r['macs'] / 1e6:.1f}M | {r['params']:,} | "
+            f"{r['epochs']} | {r['best_val']:.2f}% | {r['test_top1']:.2f}% | {r['test_top5']:.2f}% | "
+            f"{r['train_s']:.0f} |"
+        )
     return 0
 
 

@@ -75,8 +75,23 @@ def test_bench_cli_json(capsys):
 
     threads = torch.get_num_threads()
     try:
-        code = main(["bench", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "64", "--backend", "compile",
-                     "--min-runs", "10", "--min-time", "0", "--json"])  # fmt: skip
+        code = main(
+            [
+                "bench",
+                "mobilenet_v3_small",
+                "--alpha",
+                "0.35",
+                "--resolution",
+                "64",
+                "--backend",
+                "compile",
+                "--min-runs",
+                "10",
+                "--min-time",
+                "0",
+                "--json",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -129,8 +144,25 @@ def test_roofline_check_times_every_layer_the_roofline_predicts():
 def test_profile_cli_measure_json(capsys):
     from mobilenet.cli import main
 
-    assert main(["profile", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "64", "--measure",
-                 "--peak-gmacs", "50", "--bandwidth-gbs", "20", "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "profile",
+                "mobilenet_v3_small",
+                "--alpha",
+                "0.35",
+                "--resolution",
+                "64",
+                "--measure",
+                "--peak-gmacs",
+                "50",
+                "--bandwidth-gbs",
+                "20",
+                "--json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["measured"]["measured_ms"] > 0
     assert len(data["measured"]["layers"]) == len(data["roofline"]["layers"])

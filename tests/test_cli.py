@@ -36,9 +36,18 @@ def test_convert_writes_a_loadable_file(capsys, tmp_path):
     out_path = tmp_path / "v3s.safetensors"
     source = FIXTURES / "torchvision_mobilenet_v3_small_w0.75_c10.safetensors"
     code, out, err = run(
-        capsys, "convert", str(source), "--arch", "mobilenet_v3_small", "--alpha", "0.75", "--prefix", "state.",
-        "--out", str(out_path),
-    )  # fmt: skip
+        capsys,
+        "convert",
+        str(source),
+        "--arch",
+        "mobilenet_v3_small",
+        "--alpha",
+        "0.75",
+        "--prefix",
+        "state.",
+        "--out",
+        str(out_path),
+    )
     assert code == 0, err
     assert "10 classes" in out
     assert load(out_path).config.alpha == 0.75
@@ -87,9 +96,19 @@ def test_profile_json(capsys):
 
 def test_profile_by_layer_with_given_roofline(capsys):
     code, out, _ = run(
-        capsys, "profile", "mobilenet_v3_small", "--alpha", "0.75", "--resolution", "160", "--by-layer",
-        "--peak-gmacs", "100", "--bandwidth-gbs", "20",
-    )  # fmt: skip
+        capsys,
+        "profile",
+        "mobilenet_v3_small",
+        "--alpha",
+        "0.75",
+        "--resolution",
+        "160",
+        "--by-layer",
+        "--peak-gmacs",
+        "100",
+        "--bandwidth-gbs",
+        "20",
+    )
     assert code == 0
     assert "blocks.0.se.reduce" in out
     assert "memory" in out
@@ -162,8 +181,11 @@ def test_an_output_that_cannot_be_written_exits_2_before_any_work(capsys, tmp_pa
     from tests.test_io import unwritable_folder
 
     (tmp_path / "file").write_text("")
-    target = {"directory": tmp_path, "under a file": tmp_path / "file" / "out",
-              "unwritable": unwritable_folder(tmp_path) / "out"}[problem]  # fmt: skip
+    target = {
+        "directory": tmp_path,
+        "under a file": tmp_path / "file" / "out",
+        "unwritable": unwritable_folder(tmp_path) / "out",
+    }[problem]
     monkeypatch.setattr(cli, "_candidates", lambda *a, **k: pytest.fail("worked before checking the output"))
     for work in ("mobilenet.deploy.predictor.open_model", "mobilenet.deploy.onnx.load_with_metadata"):
         monkeypatch.setattr(work, lambda *a: pytest.fail("loaded before checking"))
@@ -179,8 +201,9 @@ def test_an_output_that_cannot_be_written_exits_2_before_any_work(capsys, tmp_pa
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1, err
-    assert {"directory": "is a directory", "under a file": "is a file, not a folder",
-            "unwritable": "cannot write in"}[problem] in err  # fmt: skip
+    assert {"directory": "is a directory", "under a file": "is a file, not a folder", "unwritable": "cannot write in"}[
+        problem
+    ] in err
 
 
 def test_export_opset_out_of_range_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path):

@@ -246,8 +246,14 @@ def test_separable_conv_and_reduction_factor(c_in, c_out, kernel, stride, side):
 
 
 @settings(max_examples=30, deadline=None)
-@given(c_in=st.integers(4, 48), c_out=st.integers(4, 48), t=st.sampled_from([2, 3, 6]), kernel=st.sampled_from([3, 5]),
-       stride=strides, half_side=st.integers(2, 16))  # fmt: skip
+@given(
+    c_in=st.integers(4, 48),
+    c_out=st.integers(4, 48),
+    t=st.sampled_from([2, 3, 6]),
+    kernel=st.sampled_from([3, 5]),
+    stride=strides,
+    half_side=st.integers(2, 16),
+)
 def test_inverted_residual_macs_per_pixel(c_in, c_out, t, kernel, stride, half_side):
     side = 2 * half_side  # divisible by the stride: the formula is exact
     row = Layer("b", "bottleneck", c_in, c_out, kernel, stride, "relu6", mid_ch=t * c_in)
@@ -389,8 +395,10 @@ def test_concurrent_profiles_do_not_mix_their_layers():
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = [("mobilenet_v2", 224), ("mobilenet_v2", 160), ("mobilenet_v3_small", 224), ("mobilenet_v2", 96)] * 8
-    expected = {job: (profile(job[0], resolution=job[1]).macs, len(profile(job[0], resolution=job[1]).layers))
-                for job in set(jobs)}  # fmt: skip
+    expected = {
+        job: (profile(job[0], resolution=job[1]).macs, len(profile(job[0], resolution=job[1]).layers))
+        for job in set(jobs)
+    }
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda job: profile(job[0], resolution=job[1]), jobs))
     assert [(r.macs, len(r.layers)) for r in results] == [expected[job] for job in jobs]

@@ -79,9 +79,16 @@ def test_export_cli_from_a_training_checkpoint(tmp_path, capsys):
     from mobilenet.weights import save
 
     model = mobilenet.create_model("mobilenet_v3_small", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
-    checkpoint = save(model, tmp_path / "best.safetensors", metadata={
-        "classes": json.dumps([f"c{i}" for i in range(10)]), "image_size": "28", "mean": "[0.286]", "std": "[0.353]",
-    })  # fmt: skip
+    checkpoint = save(
+        model,
+        tmp_path / "best.safetensors",
+        metadata={
+            "classes": json.dumps([f"c{i}" for i in range(10)]),
+            "image_size": "28",
+            "mean": "[0.286]",
+            "std": "[0.353]",
+        },
+    )
     code = main(["export", str(checkpoint), "--out", str(tmp_path / "m.onnx")])
     out = capsys.readouterr().out
     assert code == 0
@@ -104,8 +111,12 @@ def fp32_onnx(tmp_path_factory):
         mobilenet.create_model("mobilenet_v2", alpha=0.35, num_classes=10, in_chans=1, small_input=True)
     )
     path = tmp_path_factory.mktemp("onnx") / "m.onnx"
-    export_onnx(model, path, 28, metadata={"labels": json.dumps([str(i) for i in range(10)]),
-                                           "mean": "[0.286]", "std": "[0.353]"})  # fmt: skip
+    export_onnx(
+        model,
+        path,
+        28,
+        metadata={"labels": json.dumps([str(i) for i in range(10)]), "mean": "[0.286]", "std": "[0.353]"},
+    )
     return model, path
 
 
@@ -196,9 +207,16 @@ def test_classifier_on_onnx_and_checkpoint_agree(fp32_onnx, image_files, tmp_pat
     from mobilenet.weights import save
 
     model, path = fp32_onnx
-    checkpoint = save(model, tmp_path / "m.safetensors", metadata={
-        "classes": json.dumps([str(i) for i in range(10)]), "image_size": "28", "mean": "[0.286]", "std": "[0.353]",
-    })  # fmt: skip
+    checkpoint = save(
+        model,
+        tmp_path / "m.safetensors",
+        metadata={
+            "classes": json.dumps([str(i) for i in range(10)]),
+            "image_size": "28",
+            "mean": "[0.286]",
+            "std": "[0.353]",
+        },
+    )
     files = sorted(p for p in image_files.iterdir() if p.name != "notes.png")
     from_onnx = Classifier(path).predict(files, k=3)
     from_checkpoint = Classifier(checkpoint).predict(files, k=3)
@@ -412,9 +430,12 @@ def test_an_onnx_file_that_is_not_a_classifier_is_refused(tmp_path):
     from mobilenet._io import InputError
     from mobilenet.deploy import Classifier
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "relu.onnx"))
     with pytest.raises(InputError, match=r"relu\.onnx is not an image classifier"):
         Classifier(tmp_path / "relu.onnx")
@@ -460,8 +481,9 @@ def test_classify_batches_its_calls_and_yields_each_batch_as_it_is_done(fp32_onn
     assert [p.top for p in expected] == [p.top for p in classifier.classify(files, k=1, batch_size=8)]
 
 
-def test_predict_cli_prints_each_result_as_it_comes_and_a_document_on_interrupt(fp32_onnx, image_files, capsys,
-                                                                                monkeypatch):  # fmt: skip
+def test_predict_cli_prints_each_result_as_it_comes_and_a_document_on_interrupt(
+    fp32_onnx, image_files, capsys, monkeypatch
+):
     from mobilenet.cli import main
     from mobilenet.deploy.predictor import Classifier
 

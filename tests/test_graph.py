@@ -45,8 +45,13 @@ def island(op: str, dtype, x_range: tuple[float, float], y_range: tuple[float, f
         helper.make_node("QuantizeLinear", ["a", "sy", "zy"], ["aq"]),
         helper.make_node("DequantizeLinear", ["aq", "sy", "zy"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "island", [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, SHAPE)], initializers)  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "island",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, SHAPE)],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     codes = np.arange(info.min, info.max + 1, dtype=np.float32).reshape(SHAPE)
     return model, (codes - zx) * sx, sy
@@ -96,11 +101,24 @@ def test_reduce_mean_over_height_and_width_becomes_global_average_pool(opset):
         helper.make_node("ReduceMean", ["x", *([] if opset < 18 else ["hw"])], ["p"], keepdims=1, **spatial),
         helper.make_node("ReduceMean", ["x", *([] if opset < 18 else ["c"])], ["q"], keepdims=1, **channels),
     ]
-    initializers = [] if opset < 18 else [numpy_helper.from_array(np.array([-2, -1], np.int64), "hw"),
-                                          numpy_helper.from_array(np.array([1], np.int64), "c")]  # fmt: skip
-    graph = helper.make_graph(nodes, "pools", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info("q", TensorProto.FLOAT, None)], initializers)  # fmt: skip
+    initializers = (
+        []
+        if opset < 18
+        else [
+            numpy_helper.from_array(np.array([-2, -1], np.int64), "hw"),
+            numpy_helper.from_array(np.array([1], np.int64), "c"),
+        ]
+    )
+    graph = helper.make_graph(
+        nodes,
+        "pools",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [
+            helper.make_tensor_value_info("p", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("q", TensorProto.FLOAT, None),
+        ],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"x": x})
@@ -121,8 +139,12 @@ def v3_onnx(tmp_path_factory):
             module.running_mean.uniform_(-0.2, 0.2)
             module.running_var.uniform_(0.5, 2.0)
     path = tmp_path_factory.mktemp("v3") / "m.onnx"
-    export_onnx(model.eval(), path, 28, metadata={"labels": json.dumps([str(i) for i in range(10)]),
-                                                  "mean": "[0.286]", "std": "[0.353]"})  # fmt: skip
+    export_onnx(
+        model.eval(),
+        path,
+        28,
+        metadata={"labels": json.dumps([str(i) for i in range(10)]), "mean": "[0.286]", "std": "[0.353]"},
+    )
     return model, path
 
 

@@ -90,9 +90,14 @@ def test_a_noisy_model_is_measured_again():
     assert len(steady["x"]["rounds_ms"]) == 3  # known well enough after the first pass
 
 
-@pytest.mark.parametrize(("flags", "message"), [(["--rounds", "2"], "--rounds must be >= 3"),
-                                                (["--precision", "0"], "--precision must be > 0"),
-                                                (["--threads", "0"], "--threads must be >= 1")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rounds", "2"], "--rounds must be >= 3"),
+        (["--precision", "0"], "--precision must be > 0"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
 def test_the_runner_refuses_bad_settings_before_loading_anything(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_:
         runner.main([str(tmp_path), *flags])
@@ -142,8 +147,12 @@ def test_the_runner_gives_a_process_one_onnxruntime_thread_pool(tmp_path):
     from mobilenet.deploy import export_onnx
     from mobilenet.model import build
 
-    export_onnx(build(make_config("mobilenet_v3_small", alpha=0.25, num_classes=10)), tmp_path / "m.onnx", 64,
-                exporter="torchscript")  # fmt: skip
+    export_onnx(
+        build(make_config("mobilenet_v3_small", alpha=0.25, num_classes=10)),
+        tmp_path / "m.onnx",
+        64,
+        exporter="torchscript",
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 1
     assert "this process's ONNX Runtime threads are 1; cannot time with 2" in done.stderr
@@ -156,8 +165,15 @@ def fake_model(backend="onnx", scale=1.0):
 
 def test_predict_mode_uses_the_latency_model_and_says_so():
     entries = sel.published_entries()[:3]
-    found = sel.survey(entries, ["onnx", "onnx-int8"], 10, 5, predict=True, progress=False,
-                       models={"onnx": fake_model(), "onnx-int8": fake_model("onnx-int8", 0.5)})  # fmt: skip
+    found = sel.survey(
+        entries,
+        ["onnx", "onnx-int8"],
+        10,
+        5,
+        predict=True,
+        progress=False,
+        models={"onnx": fake_model(), "onnx-int8": fake_model("onnx-int8", 0.5)},
+    )
     assert len(found) == 6
     assert all(not c.measured and c.latency_source.startswith("predicted: latency model here") for c in found)
     assert found[1].latency_ms == pytest.approx(0.5 * found[0].latency_ms)
@@ -171,10 +187,19 @@ def test_the_survey_measures_only_what_can_decide_the_pick(monkeypatch):
 
     def fake_time_pairs(pairs, threads, rounds=5, progress=True, levels=None, done=None):
         sweeps.append([(c.alpha, b) for c, _, b in pairs])
-        return {(lm.member_key(c, r), b): {"median_ms": 2.0 * c.alpha, "p10_ms": 1.0, "p90_ms": 3.0, "spread": 1.1,
-                                           "runs": 10, "size_mb": 4.0 * c.alpha**2 * (1 if b == "onnx-int8" else 4),
-                                           "measured_at": "now", "rounds_ms": [1.0] * 5}
-                for c, r, b in pairs}  # fmt: skip
+        return {
+            (lm.member_key(c, r), b): {
+                "median_ms": 2.0 * c.alpha,
+                "p10_ms": 1.0,
+                "p90_ms": 3.0,
+                "spread": 1.1,
+                "runs": 10,
+                "size_mb": 4.0 * c.alpha**2 * (1 if b == "onnx-int8" else 4),
+                "measured_at": "now",
+                "rounds_ms": [1.0] * 5,
+            }
+            for c, r, b in pairs
+        }
 
     monkeypatch.setattr(sel, "time_pairs", fake_time_pairs)
     models = {"onnx": fake_model(), "onnx-int8": fake_model("onnx-int8", 0.5)}
@@ -225,8 +250,25 @@ def test_calibrate_times_with_the_rounds_and_precision_asked_for(tmp_path, monke
         return {(lm.member_key(c, r), b): {"median_ms": synthetic(c, r)} for c, r, b in pairs}
 
     monkeypatch.setattr(timing, "time_pairs", fake_time_pairs)
-    assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--rounds", "15", "--precision", "0.02",
-                 "--threads", "1", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "calibrate",
+                "--backend",
+                "onnx",
+                "--cache",
+                str(tmp_path),
+                "--rounds",
+                "15",
+                "--precision",
+                "0.02",
+                "--threads",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert asked == [(15, 0.02)]
     # by default, here and where select calibrates: the rounds and no more (a precision no median misses)
     assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--threads", "1", "--quiet"]) == 0
@@ -299,8 +341,14 @@ def torch_free_python(tmp_path: Path) -> str:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    target = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 check=True, capture_output=True, text=True).stdout.strip())  # fmt: skip
+    target = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     source = Path(sysconfig.get_paths()["purelib"])
     for name in ("numpy", "numpy.libs", "onnxruntime"):
         if (source / name).exists():
@@ -318,9 +366,25 @@ def test_the_calibration_kit_runs_without_torch_and_select_takes_its_measurement
     assert (kit / "mobilenet_runner.py").is_file()
     python = torch_free_python(tmp_path)
     out = tmp_path / "board.json"
-    done = subprocess.run([python, str(kit / "mobilenet_runner.py"), "--backend", "onnx", "--device", "board",
-                           "--threads", "1", "--rounds", "3", "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [
+            python,
+            str(kit / "mobilenet_runner.py"),
+            "--backend",
+            "onnx",
+            "--device",
+            "board",
+            "--threads",
+            "1",
+            "--rounds",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     assert document["device"] == "board"

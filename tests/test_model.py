@@ -104,8 +104,16 @@ def test_v3_small_576_conv_has_no_se():
 
 def test_module_names_follow_the_papers():
     names = dict(create_model("mobilenet_v3_large").named_modules())
-    for name in ["stem.conv", "blocks.0.dw.conv", "blocks.1.expand.bn", "blocks.3.se.reduce", "blocks.3.project.conv",
-                 "head.conv", "pre_logits.fc", "classifier"]:  # fmt: skip
+    for name in [
+        "stem.conv",
+        "blocks.0.dw.conv",
+        "blocks.1.expand.bn",
+        "blocks.3.se.reduce",
+        "blocks.3.project.conv",
+        "head.conv",
+        "pre_logits.fc",
+        "classifier",
+    ]:
         assert name in names
     v1 = dict(create_model("mobilenet_v1").named_modules())
     assert {"blocks.0.dw.conv", "blocks.0.pw.conv"} <= set(v1)

@@ -15,13 +15,23 @@ from mobilenet.report.html import data_path, render_html, write_report
 from mobilenet.resolve import make_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def candidates():
-    grid = [("mobilenet_v2", a, r, 60 + 10 * a + r / 50, 2.0 * a * a * (r / 224) ** 2, 3.5 * a * a)
-            for a in (0.5, 1.0) for r in (160, 224)]  # fmt: skip
+    grid = [
+        ("mobilenet_v2", a, r, 60 + 10 * a + r / 50, 2.0 * a * a * (r / 224) ** 2, 3.5 * a * a)
+        for a in (0.5, 1.0)
+        for r in (160, 224)
+    ]
     grid += [("mobilenet_v3_small", 1.0, 224, 67.5, 1.2, 10.2), ("mobilenet_v1", 1.0, 224, 70.6, 3.3, 16.9)]
     return [
         Candidate(
@@ -52,8 +62,13 @@ def test_report_is_self_contained_with_every_plot_and_table(report):
     text = path.read_text()
     assert text.count('<img class="plot"') == 5  # pareto, roofline, cost per kind, alpha/rho scaling, latency model
     assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing is fetched when the page opens
-    headings = ("Accuracy against latency", "Roofline of mobilenet_v2", "Cost per layer kind", "Scaling",
-                "The latency models")  # fmt: skip
+    headings = (
+        "Accuracy against latency",
+        "Roofline of mobilenet_v2",
+        "Cost per layer kind",
+        "Scaling",
+        "The latency models",
+    )
     for heading in headings:
         assert heading in text
     assert choice.pick.label in text
@@ -67,20 +82,31 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         pytest.skip("chromium is not installed (apt-get install chromium)")
     path, _ = report
     # The test's own script counts the plots that decoded; the user's page carries no script.
-    counting = ("<script>window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.plot');"
-                "var ok=0;imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});"
-                "document.body.setAttribute('data-plots',imgs.length);"
-                "document.body.setAttribute('data-plots-loaded',ok);});</script>")  # fmt: skip
+    counting = (
+        "<script>window.addEventListener('load',function(){var imgs=document.querySelectorAll('img.plot');"
+        "var ok=0;imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}});"
+        "document.body.setAttribute('data-plots',imgs.length);"
+        "document.body.setAttribute('data-plots-loaded',ok);});</script>"
+    )
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text().replace("</head>", counting + "</head>", 1))
     url = probe.resolve().as_uri()
-    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--virtual-time-budget=5000", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--virtual-time-budget=5000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert 'data-plots="5"' in dom
     assert 'data-plots-loaded="5"' in dom  # every inlined PNG decoded in the browser
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--window-size=1200,1600", f"--screenshot={shot}", path.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image, ImageStat
 
     image = Image.open(shot).convert("L")
@@ -99,8 +125,27 @@ def test_report_cli_in_fast_mode(tmp_path, capsys):
     for backend, model in latency_models("onnx", 1).items():
         store_model(model, model_path(tmp_path, machine_id(), backend, runtime_version(backend), 1))
     out = tmp_path / "r.html"
-    assert main(["report", "--out", str(out), "--predict", "--models", "mobilenet_v2", "mobilenet_v3_small",
-                 "--backend", "onnx", "--threads", "1", "--cache", str(tmp_path), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "report",
+                "--out",
+                str(out),
+                "--predict",
+                "--models",
+                "mobilenet_v2",
+                "mobilenet_v3_small",
+                "--backend",
+                "onnx",
+                "--threads",
+                "1",
+                "--cache",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
     assert f"wrote {out}" in capsys.readouterr().out
     text = out.read_text()

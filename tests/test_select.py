@@ -120,10 +120,30 @@ def test_select_cli(tmp_path, capsys):
     from mobilenet.cli import main
 
     results = tmp_path / "results.json"
-    results.write_text(json.dumps([{"model": "mobilenet_v3_small", "alpha": 0.35, "top1": 90.0},
-                                   {"model": "mobilenet_v2", "alpha": 0.35, "top1": 91.0}]))  # fmt: skip
-    args = ["select", "--latency-ms", "1000", "--size-mb", "100", "--accuracy", str(results), "--backend", "torch",
-            "--threads", "1", "--cache", str(tmp_path / "cache"), "--measure-all"]  # fmt: skip
+    results.write_text(
+        json.dumps(
+            [
+                {"model": "mobilenet_v3_small", "alpha": 0.35, "top1": 90.0},
+                {"model": "mobilenet_v2", "alpha": 0.35, "top1": 91.0},
+            ]
+        )
+    )
+    args = [
+        "select",
+        "--latency-ms",
+        "1000",
+        "--size-mb",
+        "100",
+        "--accuracy",
+        str(results),
+        "--backend",
+        "torch",
+        "--threads",
+        "1",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--measure-all",
+    ]
     assert main([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["pick"]["name"] == "mobilenet_v2"
@@ -136,8 +156,25 @@ def test_select_cli(tmp_path, capsys):
     assert "pick: mobilenet_v2 0.35 @28" in out
     assert main([*args[:1], "--accuracy", str(results)]) == 2  # no budget
     assert "give a budget" in capsys.readouterr().err
-    assert main(["select", "--latency-ms", "0.0001", "--accuracy", str(results), "--backend", "torch", "--threads",
-                 "1", "--cache", str(tmp_path / "cache"), "--measure-all"]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "select",
+                "--latency-ms",
+                "0.0001",
+                "--accuracy",
+                str(results),
+                "--backend",
+                "torch",
+                "--threads",
+                "1",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--measure-all",
+            ]
+        )
+        == 1
+    )
     assert "no member meets both budgets" in capsys.readouterr().out
 
 
@@ -178,15 +215,17 @@ def _results(tmp_path, rows):
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": float("nan")}], "entry 0: top-1 must be a percentage"),
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": "95"}], "entry 0: top-1 must be a percentage"),
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": True}], "entry 0: top-1 must be a percentage"),
-        ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90}, {"model": "mobilenet_v2", "alpha": 1, "top1": 91}],
-         "entries 0 and 1 are the same configuration"),
+        (
+            [{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90}, {"model": "mobilenet_v2", "alpha": 1, "top1": 91}],
+            "entries 0 and 1 are the same configuration",
+        ),
         ([{"model": "mobilenet_v2", "alpha": -1, "top1": 90}], "entry 0: alpha"),
         ([{"model": "mobilenet_v9", "alpha": 1.0, "top1": 90}], "entry 0: unknown model"),
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "options": {"bogus": 1}}], "entry 0: .*bogus"),
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "resolution": 0}], "entry 0: resolution"),
         ([{"model": "mobilenet_v2", "alpha": 1.0, "top1": 90, "small_input": False}], "entry 0: resolution 28"),
     ],
-)  # fmt: skip
+)
 def test_accuracy_file_refuses_what_would_rank_wrongly(tmp_path, rows, message):
     with pytest.raises(ValueError, match=f"accuracy file .*results.json.*{message}"):
         entries_from_file(_results(tmp_path, rows))
@@ -198,8 +237,15 @@ def test_accuracy_file_that_is_not_utf8_names_the_file(tmp_path):
         entries_from_file(tmp_path / "results.json")
 
 
-MEASURED = {"median_ms": 1.0, "p10_ms": 0.9, "p90_ms": 1.1, "runs": 30, "spread": 1.2, "size_mb": 1.0,
-            "measured_at": "2026-11-30 09:00"}  # fmt: skip
+MEASURED = {
+    "median_ms": 1.0,
+    "p10_ms": 0.9,
+    "p90_ms": 1.1,
+    "runs": 30,
+    "spread": 1.2,
+    "size_mb": 1.0,
+    "measured_at": "2026-11-30 09:00",
+}
 
 
 @pytest.mark.parametrize(
@@ -244,10 +290,12 @@ def test_concurrent_processes_lose_no_entry(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; from mobilenet.bench.select import LatencyCache; "
-              "c = LatencyCache.open(sys.argv[1], 'machine', 'torch', 1, 1); "
-              "entry = {'median_ms': 1.0, 'p10_ms': 0.9, 'p90_ms': 1.1, 'runs': 30, 'spread': 1.2, 'size_mb': 1.0, "
-              "'measured_at': 'now'}; [c.store(f'{sys.argv[2]}-{i}', entry) for i in range(25)]")  # fmt: skip
+    script = (
+        "import sys; from mobilenet.bench.select import LatencyCache; "
+        "c = LatencyCache.open(sys.argv[1], 'machine', 'torch', 1, 1); "
+        "entry = {'median_ms': 1.0, 'p10_ms': 0.9, 'p90_ms': 1.1, 'runs': 30, 'spread': 1.2, 'size_mb': 1.0, "
+        "'measured_at': 'now'}; [c.store(f'{sys.argv[2]}-{i}', entry) for i in range(25)]"
+    )
     writers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), name]) for name in "ab"]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
     stored = LatencyCache.open(tmp_path, "machine", "torch", 1, 1).data
@@ -340,8 +388,16 @@ def test_a_results_files_checkpoint_gets_its_int8_accuracy_measured_in_a_folder_
         return 90.0, "measured here", sel.MEASURED
 
     def fake_time_pairs(pairs, threads, rounds=5, progress=True, levels=None, done=None):
-        row = {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0, "spread": 1.0, "runs": 3, "size_mb": 1.0,
-               "measured_at": "now", "rounds_ms": [1.0] * 3}  # fmt: skip
+        row = {
+            "median_ms": 1.0,
+            "p10_ms": 1.0,
+            "p90_ms": 1.0,
+            "spread": 1.0,
+            "runs": 3,
+            "size_mb": 1.0,
+            "measured_at": "now",
+            "rounds_ms": [1.0] * 3,
+        }
         return {(member_key(c, r), b): row for c, r, b in pairs}
 
     monkeypatch.setattr(sel, "measured_int8_accuracy", fake_measure)

@@ -69,8 +69,13 @@ def reference(tmp_path_factory):
 def test_run_directory_contents(reference):
     out, result = reference
     assert {p.name for p in out.iterdir()} == {
-        "config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "last.state.pt", "result.json",
-    }  # fmt: skip
+        "config.json",
+        "metrics.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "last.state.pt",
+        "result.json",
+    }
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert {"train_loss", "train_acc", "val_acc", "val_loss", "images_per_s"} <= set(lines[0])
@@ -103,9 +108,29 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, reference, monkey
 def test_killed_process_resumes_to_the_same_weights(tmp_path, reference):
     """A real `mobilenet train` process killed with SIGKILL after its first checkpoint; --resume finishes it."""
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "mobilenet.cli", "train", "--out", str(out), "--quiet", "--threads", "1",
-               "--model", "mobilenet_v3_small", "--alpha", "0.35", "--epochs", "2", "--batch-size", "32",
-               "--train-samples", "192", "--val-samples", "64"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mobilenet.cli",
+        "train",
+        "--out",
+        str(out),
+        "--quiet",
+        "--threads",
+        "1",
+        "--model",
+        "mobilenet_v3_small",
+        "--alpha",
+        "0.35",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--train-samples",
+        "192",
+        "--val-samples",
+        "64",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while not (out / "metrics.jsonl").exists() and process.poll() is None and time.time() < deadline:
@@ -140,11 +165,35 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_cli_exit_code_on_divergence(tmp_path):
     code = subprocess.run(
-        [sys.executable, "-m", "mobilenet.cli", "train", "--out", str(tmp_path / "r"), "--quiet", "--model",
-         "mobilenet_v3_small", "--alpha", "0.35", "--epochs", "1", "--train-samples", "64", "--val-samples", "32",
-         "--batch-size", "32", "--lr", "1e30", "--no-bf16", "--threads", "1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mobilenet.cli",
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+            "--model",
+            "mobilenet_v3_small",
+            "--alpha",
+            "0.35",
+            "--epochs",
+            "1",
+            "--train-samples",
+            "64",
+            "--val-samples",
+            "32",
+            "--batch-size",
+            "32",
+            "--lr",
+            "1e30",
+            "--no-bf16",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert code.returncode == 1
     assert "loss became" in code.stderr
 
@@ -218,10 +267,34 @@ def test_eval_refuses_a_mismatched_dataset(reference, capsys):
 def test_two_processes_with_torchrun_hold_identical_weights(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "mobilenet.cli", "train", "--out", str(out), "--quiet", "--threads", "1",
-               "--model", "mobilenet_v3_small", "--alpha", "0.35", "--epochs", "1", "--batch-size", "16",
-               "--train-samples", "128", "--val-samples", "32"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mobilenet.cli",
+        "train",
+        "--out",
+        str(out),
+        "--quiet",
+        "--threads",
+        "1",
+        "--model",
+        "mobilenet_v3_small",
+        "--alpha",
+        "0.35",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--train-samples",
+        "128",
+        "--val-samples",
+        "32",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())

@@ -261,12 +261,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print("\npredicted against measured, per kind (ms):")
         for kind, row in check.by_kind().items():
             times = f"predicted {row['predicted_ms']:>8.3f}  measured {row['measured_ms']:>8.3f}"
-            print(f"  {kind:<16}{row['layers']:>4} layers  {times}  "
-                  f"({row['measured_ms'] / max(row['predicted_ms'], 1e-9):.1f}x)")  # fmt: skip
+            print(
+                f"  {kind:<16}{row['layers']:>4} layers  {times}  "
+                f"({row['measured_ms'] / max(row['predicted_ms'], 1e-9):.1f}x)"
+            )
         print("where they disagree most:")
         for t in check.worst():
-            print(f"  {t.name:<28}{t.kind:<15}{t.bound:>8}-bound  predicted {t.predicted_ms:.3f}  measured "
-                  f"{t.measured_ms:.3f} ms ({t.ratio:.1f}x)")  # fmt: skip
+            print(
+                f"  {t.name:<28}{t.kind:<15}{t.bound:>8}-bound  predicted {t.predicted_ms:.3f}  measured "
+                f"{t.measured_ms:.3f} ms ({t.ratio:.1f}x)"
+            )
     return 0
 
 
@@ -338,13 +342,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     size = f", {facts['size_mb']:.2f} MB file" if "size_mb" in facts else ""
-    print(f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {args.backend}, "
-          f"{facts['threads']} thread(s){size}")  # fmt: skip
-    print(f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
-          f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)")  # fmt: skip
+    print(
+        f"{config.name} alpha={config.alpha} {args.resolution}px batch {args.batch_size}, {args.backend}, "
+        f"{facts['threads']} thread(s){size}"
+    )
+    print(
+        f"  median {timing.median_ms:.3f} ms   p10 {timing.p10_ms:.3f}   p90 {timing.p90_ms:.3f}   "
+        f"{timing.images_per_s:,.0f} images/s   ({timing.runs} timed calls)"
+    )
     if timing.noisy:
-        print(f"  warning: p90/p10 = {timing.spread:.2f}: the machine was busy; the median is not to be trusted",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"  warning: p90/p10 = {timing.spread:.2f}: the machine was busy; the median is not to be trusted",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -409,9 +419,21 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.grid:
         from mobilenet.bench.grid import search
 
-        candidates, caches = search(args.accuracy, args.models, args.backend, args.threads, args.cache,
-                                    args.latency_ms, args.size_mb, args.device, args.recalibrate,
-                                    not args.quiet and not args.json), {}  # fmt: skip
+        candidates, caches = (
+            search(
+                args.accuracy,
+                args.models,
+                args.backend,
+                args.threads,
+                args.cache,
+                args.latency_ms,
+                args.size_mb,
+                args.device,
+                args.recalibrate,
+                not args.quiet and not args.json,
+            ),
+            {},
+        )
     else:
         candidates, caches = _candidates(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
@@ -463,8 +485,10 @@ def _print_grid(candidates, width: int) -> None:
 
     grid = [c for c in candidates if c.accuracy_source == NO_ACCURACY]
     grid.sort(key=lambda c: -profile(c.entry.config, resolution=c.entry.resolution).macs)
-    print(f"\nbeyond the published grid: the widest of each version and resolution within the budgets, most MACs "
-          f"first ({len(grid)}; accuracy unknown until trained):")  # fmt: skip
+    print(
+        f"\nbeyond the published grid: the widest of each version and resolution within the budgets, most MACs "
+        f"first ({len(grid)}; accuracy unknown until trained):"
+    )
     for c in grid[:15]:
         macs = profile(c.entry.config, resolution=c.entry.resolution).macs
         print(f"  {c.label:<{width}} {c.latency_ms:>7.2f} ms {c.size_mb:>6.2f} MB {macs / 1e6:>8.1f}M MACs (predicted)")
@@ -473,17 +497,21 @@ def _print_grid(candidates, width: int) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.kit:
         if args.rounds != SWEEP_ROUNDS or args.precision != CALIBRATION_PRECISION:
-            raise InputError("--rounds and --precision time here; with --kit, give them to the runner on the device "
-                             "(python DIR/mobilenet_runner.py --rounds N --precision P)")  # fmt: skip
+            raise InputError(
+                "--rounds and --precision time here; with --kit, give them to the runner on the device "
+                "(python DIR/mobilenet_runner.py --rounds N --precision P)"
+            )
         from mobilenet.bench.timing import KIT_BACKENDS, write_kit
 
         check_output_dir(args.kit, what="--kit")
         wanted = tuple(args.backend) if args.backend else KIT_BACKENDS
         kit = write_kit(args.kit, wanted)
         then = f"mobilenet select --device measurements-NAME-{wanted[0]}.json --latency-ms 10 --size-mb 5"
-        print(f"wrote the calibration kit {kit} ({', '.join(wanted)}). On the device (numpy and onnxruntime or "
-              f"openvino installed):\n  python {kit}/mobilenet_runner.py --backend {wanted[0]} --device NAME\n"
-              f"then here: {then}")  # fmt: skip
+        print(
+            f"wrote the calibration kit {kit} ({', '.join(wanted)}). On the device (numpy and onnxruntime or "
+            f"openvino installed):\n  python {kit}/mobilenet_runner.py --backend {wanted[0]} --device NAME\n"
+            f"then here: {then}"
+        )
         return 0
     import torch
 
@@ -497,8 +525,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise InputError(f"backend {name}: {reason}")
     backends = list(args.backend) if args.backend else deploy_backends()
     directory = args.cache or cache_dir()
-    models = calibrate(backends, args.threads or torch.get_num_threads(), directory, not args.quiet,
-                       rounds=args.rounds, precision=args.precision)  # fmt: skip
+    models = calibrate(
+        backends,
+        args.threads or torch.get_num_threads(),
+        directory,
+        not args.quiet,
+        rounds=args.rounds,
+        precision=args.precision,
+    )
     if args.json:
         print(json.dumps({b: m.to_dict() for b, m in models.items()}, indent=2))
         return 0
@@ -524,10 +558,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         candidates, _ = _candidates(args)
         hardware = probe(args.threads)  # the report's roofline
         choice = choose(candidates, args.latency_ms, args.size_mb)
-        models = stored_models(sorted({c.backend for c in candidates}), args.threads, None if args.no_cache else
-                               args.cache or cache_dir())  # fmt: skip
-        data = collect(choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict,
-                       models=models)  # fmt: skip
+        models = stored_models(
+            sorted({c.backend for c in candidates}), args.threads, None if args.no_cache else args.cache or cache_dir()
+        )
+        data = collect(
+            choice, hardware, args.latency_ms, args.size_mb, args.backend, measure=not args.predict, models=models
+        )
     path = write_report(args.out, data)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its data {data_path(path)}: {data.choice['message']}")
     return 0
@@ -580,8 +616,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=_TRAIN_DEFAULTS["model"], help="model name (default %(default)s)")
     group.add_argument("--alpha", type=POSITIVE, default=_MODEL_DEFAULTS["alpha"], help="width multiplier")
-    group.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
-                       help="stride-1 stem and first stage (default: on for images <= 64 px)")  # fmt: skip
+    group.add_argument(
+        "--small-input",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stride-1 stem and first stage (default: on for images <= 64 px)",
+    )
     add_version_options(group)
     group.add_argument(
         "--dropout",
@@ -638,8 +678,10 @@ def cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(json.dumps(result, indent=2))
     else:
         best = result.get("test_best", {})
-        print(f"best validation top-1 {result['best_val_acc']:.2f}%; test top-1 {best.get('top1', float('nan')):.2f}% "
-              f"(top-5 {best.get('top5', float('nan')):.2f}%) with {args.out}/best.safetensors")  # fmt: skip
+        print(
+            f"best validation top-1 {result['best_val_acc']:.2f}%; test top-1 {best.get('top1', float('nan')):.2f}% "
+            f"(top-5 {best.get('top5', float('nan')):.2f}%) with {args.out}/best.safetensors"
+        )
     return 0
 
 
@@ -655,8 +697,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         plot_confusion(result, classes, args.plot, title=f"{args.file} on {args.dataset} {args.split}")
     if args.json:
-        print(json.dumps({"file": args.file, "dataset": args.dataset, "split": args.split,
-                          **result.to_dict()}, indent=2))  # fmt: skip
+        print(
+            json.dumps({"file": args.file, "dataset": args.dataset, "split": args.split, **result.to_dict()}, indent=2)
+        )
         return 0
     print(f"{args.file} on {args.dataset} ({args.split}, {result.samples:,} images)")
     print(f"  top-1 {result.top1:.2f}%   top-5 {result.top5:.2f}%   loss {result.loss:.4f}")
@@ -706,8 +749,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     size = report.path.stat().st_size / 1e6
     side = report.resolution
     print(f"wrote {report.path} ({size:.2f} MB, opset {report.opset}, {side}x{side}, dynamic batch)")
-    print(f"  checked in ONNX Runtime: max |onnx - torch| = {report.max_abs_diff:.3g} "
-          f"({report.relative_diff:.2g} of the output scale {report.output_scale:.3g}; limit 1e-4)")  # fmt: skip
+    print(
+        f"  checked in ONNX Runtime: max |onnx - torch| = {report.max_abs_diff:.3g} "
+        f"({report.relative_diff:.2g} of the output scale {report.output_scale:.3g}; limit 1e-4)"
+    )
     return 0
 
 
@@ -765,8 +810,11 @@ def _add_profile(verbs) -> None:
     prof.add_argument("--roofline", action="store_true", help="predict per-layer time on this machine (probe ~0.2 s)")
     prof.add_argument("--peak-gmacs", type=POSITIVE, default=None, help="roofline with this peak GMAC/s (no probe)")
     prof.add_argument("--bandwidth-gbs", type=POSITIVE, default=None, help="roofline with this memory GB/s (no probe)")
-    prof.add_argument("--measure", action="store_true",
-                      help="also time every layer (forward hooks) and the network, beside the roofline")  # fmt: skip
+    prof.add_argument(
+        "--measure",
+        action="store_true",
+        help="also time every layer (forward hooks) and the network, beside the roofline",
+    )
     _add(prof, "threads", "json")
     prof.set_defaults(func=cmd_profile)
 
@@ -860,16 +908,20 @@ def _add_calibrate(verbs) -> None:
     )
     _add(ca, "threads")
     ca.add_argument(
-        "--rounds", type=SWEEP_COUNT, default=SWEEP_ROUNDS,
+        "--rounds",
+        type=SWEEP_COUNT,
+        default=SWEEP_ROUNDS,
         help="interleaved rounds per member (default %(default)s; 15 cost about a minute more here and did not "
         "make the model reliably better: docs/bench.md)",
-    )  # fmt: skip
+    )
     ca.add_argument(
-        "--precision", type=POSITIVE, default=CALIBRATION_PRECISION,
+        "--precision",
+        type=POSITIVE,
+        default=CALIBRATION_PRECISION,
         help="re-time a member whose median is known less well than this relative standard error, once "
         "(default %(default)s: the rounds and no more; re-timing to 0.03 cost half a minute here and did not make "
         "the model better: docs/bench.md)",
-    )  # fmt: skip
+    )
     ca.add_argument(
         "--cache", default=None, help="latency cache directory (default $MOBILENET_CACHE or ~/.cache/mobilenet)"
     )
@@ -944,11 +996,19 @@ def _add_quantize(verbs) -> None:
     qu.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=QuantizeRecipe.per_channel)
     qu.add_argument("--activations", choices=ACTIVATION_TYPES, default=QuantizeRecipe.activations)
     qu.add_argument("--exclude", nargs="*", default=list(QuantizeRecipe.exclude), help="node names to keep in float")
-    qu.add_argument("--portable", action="store_true", default=QuantizeRecipe.portable,
-                    help="standard ONNX operators only: h-swish and h-sigmoid stay float islands in ONNX Runtime "
-                         "(default: lowered to its int8 QLinearAdd/QLinearMul contrib operators)")  # fmt: skip
-    qu.add_argument("--float-stem", action=argparse.BooleanOptionalAction, default=QuantizeRecipe.float_stem,
-                    help="keep the first convolution (on the image) in float: faster in ONNX Runtime")  # fmt: skip
+    qu.add_argument(
+        "--portable",
+        action="store_true",
+        default=QuantizeRecipe.portable,
+        help="standard ONNX operators only: h-swish and h-sigmoid stay float islands in ONNX Runtime "
+        "(default: lowered to its int8 QLinearAdd/QLinearMul contrib operators)",
+    )
+    qu.add_argument(
+        "--float-stem",
+        action=argparse.BooleanOptionalAction,
+        default=QuantizeRecipe.float_stem,
+        help="keep the first convolution (on the image) in float: faster in ONNX Runtime",
+    )
     _add(qu, "threads")
     qu.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy comparison")
     _add(qu, "json")

@@ -78,8 +78,11 @@ def grid_candidates(
                     entry = accuracy.get((config, resolution)) or Entry(config, resolution, None, NO_ACCURACY, UNKNOWN)
                     source = f"predicted: {model.describe()}"
                     counted = f"{backend} file's tensors, counted"
-                    found.append(Candidate(entry, latency, source, size, counted, backend=backend, measured=False,
-                                           predicted_ms=latency))  # fmt: skip
+                    found.append(
+                        Candidate(
+                            entry, latency, source, size, counted, backend=backend, measured=False, predicted_ms=latency
+                        )
+                    )
     return found
 
 
@@ -126,8 +129,19 @@ def search(
     each version at each resolution within both budgets, every latency predicted (here by this machine's latency
     models, calibrated when needed, or by a device's measurements file) and every size counted. With a results
     file, the grid keeps its models' classes, channels and input sizes."""
-    found, _ = candidates(accuracy, versions, backends, threads, predict=True, cache=cache, progress=progress,
-                          latency_ms=latency_ms, size_mb=size_mb, recalibrate=recalibrate, device=device)  # fmt: skip
+    found, _ = candidates(
+        accuracy,
+        versions,
+        backends,
+        threads,
+        predict=True,
+        cache=cache,
+        progress=progress,
+        latency_ms=latency_ms,
+        size_mb=size_mb,
+        recalibrate=recalibrate,
+        device=device,
+    )
     known = published_entries() if accuracy == "published" else entries_from_file(accuracy)
     names = sorted({c.backend for c in found})
     if device is not None:

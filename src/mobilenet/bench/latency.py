@@ -98,8 +98,9 @@ def time_calls(
             run()
             times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1e3
-    return Timing(float(statistics.median(ms)), float(np.percentile(ms, 10)), float(np.percentile(ms, 90)),
-                  len(times), batch)  # fmt: skip
+    return Timing(
+        float(statistics.median(ms)), float(np.percentile(ms, 10)), float(np.percentile(ms, 90)), len(times), batch
+    )
 
 
 def runtime_call(model: OnnxModel | OpenVinoModel, batch: int = 1, seed: int = 0) -> Callable[[], object]:

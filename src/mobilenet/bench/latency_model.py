@@ -179,12 +179,27 @@ def fit(
     coefficients, _ = nnls(x / y[:, None], np.ones(len(y)))  # relative error: each member weighs the same
     fitted = x @ coefficients
     calibration = tuple(
-        {"key": member_key(config, resolution), "config": config.to_dict(), "resolution": resolution,
-         "measured_ms": float(ms), "fitted_ms": float(f)}
+        {
+            "key": member_key(config, resolution),
+            "config": config.to_dict(),
+            "resolution": resolution,
+            "measured_ms": float(ms),
+            "fitted_ms": float(f),
+        }
         for (config, resolution, ms), f in zip(members, fitted, strict=True)
-    )  # fmt: skip
-    return LatencyModel(backend, threads, machine, runtime, tuple(float(c) for c in coefficients), calibration,
-                        time.strftime("%Y-%m-%d %H:%M"), device, round(seconds, 1), reference_ms)  # fmt: skip
+    )
+    return LatencyModel(
+        backend,
+        threads,
+        machine,
+        runtime,
+        tuple(float(c) for c in coefficients),
+        calibration,
+        time.strftime("%Y-%m-%d %H:%M"),
+        device,
+        round(seconds, 1),
+        reference_ms,
+    )
 
 
 def member_key(config: ModelConfig, resolution: int) -> str:
@@ -229,8 +244,10 @@ def from_measurements(path: str | os.PathLike) -> LatencyModel:
     if document.get("format") != FORMAT:
         raise InputError(f"{path} has format {document.get('format')!r}; this version reads {FORMAT}")
     try:
-        rows = [(ModelConfig.from_dict(m["config"]), int(m["resolution"]), float(m["median_ms"]))
-                for m in document["members"].values()]  # fmt: skip
+        rows = [
+            (ModelConfig.from_dict(m["config"]), int(m["resolution"]), float(m["median_ms"]))
+            for m in document["members"].values()
+        ]
         reference = document["members"][document["reference"]]["median_ms"]
         device, backend, threads = str(document["device"]), str(document["backend"]), int(document["threads"])
         machine, runtime = f"{device} ({document.get('cpu', '?')})", str(document["runtime"])

@@ -58,8 +58,12 @@ class RooflineCheck:
         return totals
 
     def to_dict(self) -> dict[str, object]:
-        return {"predicted_ms": self.predicted_ms, "measured_ms": self.measured_ms, "by_kind": self.by_kind(),
-                "layers": [asdict(t) | {"ratio": t.ratio} for t in self.layers]}  # fmt: skip
+        return {
+            "predicted_ms": self.predicted_ms,
+            "measured_ms": self.measured_ms,
+            "by_kind": self.by_kind(),
+            "layers": [asdict(t) | {"ratio": t.ratio} for t in self.layers],
+        }
 
 
 @torch.inference_mode()
@@ -103,8 +107,10 @@ def check_roofline(model: nn.Module, roof: Roofline, runs: int = 20) -> Roofline
     missing = [row.name for row in roof.rows if row.name not in measured]
     if missing:
         raise ValueError(f"the model has no layer(s) {missing[:3]}: it is not the model the roofline describes")
-    layers = tuple(LayerTiming(row.name, row.kind, row.bound, row.intensity, row.predicted_ms, measured[row.name])
-                   for row in roof.rows)  # fmt: skip
+    layers = tuple(
+        LayerTiming(row.name, row.kind, row.bound, row.intensity, row.predicted_ms, measured[row.name])
+        for row in roof.rows
+    )
     run, _ = make_runner(model, "torch", resolution)
     return RooflineCheck(layers, roof.predicted_ms, time_calls(run).median_ms)
 

@@ -51,9 +51,13 @@ CALIBRATION_PRECISION = 1.0
 SETTLE_S = 0.02  # pause before each block: runtimes' idle worker threads spin for a while after a call
 WARM_CALLS = 3  # untimed calls at the start of each block
 RETRIES = 1  # at most this many extra passes of `ROUNDS` rounds for the imprecise ones (10 rounds in all)
-RUNTIMES = {"onnx": ("onnxruntime", "f32"), "onnx-int8": ("onnxruntime", "f32"),
-            "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16"),
-            "openvino-int8": ("openvino", "f32")}  # fmt: skip
+RUNTIMES = {
+    "onnx": ("onnxruntime", "f32"),
+    "onnx-int8": ("onnxruntime", "f32"),
+    "openvino": ("openvino", "f32"),
+    "openvino-bf16": ("openvino", "bf16"),
+    "openvino-int8": ("openvino", "f32"),
+}
 
 
 def _calls_per_block(run: Callable[[], object], block_s: float) -> int:
@@ -298,8 +302,13 @@ def measure_kit(
     runners = _load_all(manifest["members"], kit, artifact, backend, threads, log)
     log(f"timing {len(runners)} models in interleaved rounds")
     started = time.perf_counter()
-    results = time_rounds(runners, manifest["reference"], rounds=rounds, precision=precision,
-                          progress=lambda done, total: log(f"round {done}/{total}"))  # fmt: skip
+    results = time_rounds(
+        runners,
+        manifest["reference"],
+        rounds=rounds,
+        precision=precision,
+        progress=lambda done, total: log(f"round {done}/{total}"),
+    )
     return {
         "format": FORMAT,
         "kind": "mobilenet latency measurements",
@@ -313,9 +322,11 @@ def measure_kit(
         "reference": manifest["reference"],
         "measured_at": time.strftime("%Y-%m-%d %H:%M"),
         "seconds": round(time.perf_counter() - started, 1),
-        "members": {member["key"]: {"config": member["config"], "resolution": member["resolution"],
-                                    **results[member["key"]]} for member in manifest["members"]},
-    }  # fmt: skip
+        "members": {
+            member["key"]: {"config": member["config"], "resolution": member["resolution"], **results[member["key"]]}
+            for member in manifest["members"]
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,16 +335,24 @@ def main(argv: list[str] | None = None) -> int:
         description="Time a mobilenet calibration kit on this device (needs numpy and ONNX Runtime or OpenVINO) and "
         "write the measurements file that `mobilenet select --device FILE` reads.",
     )
-    parser.add_argument("kit", nargs="?", default=str(Path(__file__).resolve().parent),
-                        help="the kit's folder or manifest file (default: this file's folder)")  # fmt: skip
+    parser.add_argument(
+        "kit",
+        nargs="?",
+        default=str(Path(__file__).resolve().parent),
+        help="the kit's folder or manifest file (default: this file's folder)",
+    )
     parser.add_argument("--backend", default="onnx", choices=tuple(RUNTIMES), help="runtime and precision")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: all)")
     parser.add_argument("--device", default=platform.node() or "device", help="the device's name, for the labels")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
-    parser.add_argument("--precision", type=float, default=CALIBRATION_PRECISION,
-                        help="re-time a model whose median is known less well than this relative standard error, up to "
-                        f"{RETRIES} times (default %(default)s: a fixed number of rounds, as the library calibrates; "
-                        f"e.g. {PRECISION})")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        type=float,
+        default=CALIBRATION_PRECISION,
+        help="re-time a model whose median is known less well than this relative standard error, up to "
+        f"{RETRIES} times (default %(default)s: a fixed number of rounds, as the library calibrates; "
+        f"e.g. {PRECISION})",
+    )
     parser.add_argument("--out", help="the measurements file (default: measurements-<device>-<backend>.json)")
     args = parser.parse_args(argv)
     if args.threads < 1:
@@ -343,9 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.precision > 0:
         parser.error(f"--precision must be > 0, got {args.precision}")
     try:
-        document = measure_kit(args.kit, args.backend, args.threads, args.device, args.rounds,
-                               log=lambda message: print(message, file=sys.stderr, flush=True),
-                               precision=args.precision)  # fmt: skip
+        document = measure_kit(
+            args.kit,
+            args.backend,
+            args.threads,
+            args.device,
+            args.rounds,
+            log=lambda message: print(message, file=sys.stderr, flush=True),
+            precision=args.precision,
+        )
     except (ValueError, ImportError, OSError) as error:
         print(f"mobilenet_runner: error: {error}", file=sys.stderr)
         return 2

@@ -138,10 +138,16 @@ def published_entries() -> list[Entry]:
     and the V1 paper's shallow model, TF-slim's 22 V2 and 6 V3 checkpoints. (The V1 paper's other rows are the same
     networks as TF-slim's, from earlier training, within -0.8..+0.9 point: the released checkpoints are what a user
     gets.)"""
-    rows = [*V1_CHECKPOINTS, *(p for p in PUBLISHED if p.name == "mobilenet_v1" and p.options),
-            *(p for p in PUBLISHED if p.name != "mobilenet_v1")]  # fmt: skip
-    return [Entry(make_config(p.name, p.alpha, **dict(p.options)), p.resolution, p.top1, f"ImageNet top-1, {p.source}")
-            for p in rows if p.top1 is not None]  # fmt: skip
+    rows = [
+        *V1_CHECKPOINTS,
+        *(p for p in PUBLISHED if p.name == "mobilenet_v1" and p.options),
+        *(p for p in PUBLISHED if p.name != "mobilenet_v1"),
+    ]
+    return [
+        Entry(make_config(p.name, p.alpha, **dict(p.options)), p.resolution, p.top1, f"ImageNet top-1, {p.source}")
+        for p in rows
+        if p.top1 is not None
+    ]
 
 
 def _accuracy(path: Path, i: int, value: object) -> float:
@@ -525,11 +531,19 @@ def _measured(estimate: Candidate, row: dict[str, object], threads: int) -> Cand
     """`estimate` with the measured latency and file size of `row` (a cache entry or `time_pairs`' row)."""
     rounds = len(row.get("rounds_ms", ())) or None
     how = f"median of {rounds} interleaved rounds" if rounds else f"median of {row['runs']} calls"
-    source = (f"measured: {estimate.backend}, {threads} thread(s), batch 1, {how} (p10 {row['p10_ms']:.2f}, "
-              f"p90 {row['p90_ms']:.2f} ms), {row['measured_at']}")  # fmt: skip
-    return dataclasses.replace(estimate, latency_ms=float(row["median_ms"]), latency_source=source,
-                               size_mb=float(row["size_mb"]), size_source=f"{estimate.backend} file",
-                               spread=float(row["spread"]), measured=True)  # fmt: skip
+    source = (
+        f"measured: {estimate.backend}, {threads} thread(s), batch 1, {how} (p10 {row['p10_ms']:.2f}, "
+        f"p90 {row['p90_ms']:.2f} ms), {row['measured_at']}"
+    )
+    return dataclasses.replace(
+        estimate,
+        latency_ms=float(row["median_ms"]),
+        latency_source=source,
+        size_mb=float(row["size_mb"]),
+        size_source=f"{estimate.backend} file",
+        spread=float(row["spread"]),
+        measured=True,
+    )
 
 
 def _predicted(entry: Entry, backend: str, known: tuple[float | None, str, str], model: LatencyModel | None):
@@ -585,8 +599,16 @@ def candidates(
         model = from_measurements(device)
         if backends and list(backends) != [model.backend]:
             raise InputError(f"{device} measured {model.backend}; select for that backend (or omit --backend)")
-        found = survey(entries, [model.backend], latency_ms, size_mb, threads, predict=True, progress=progress,
-                       models={model.backend: model})  # fmt: skip
+        found = survey(
+            entries,
+            [model.backend],
+            latency_ms,
+            size_mb,
+            threads,
+            predict=True,
+            progress=progress,
+            models={model.backend: model},
+        )
         return found, {model.backend: None}
     for name in backends or ():
         reason = supported(name)
@@ -601,9 +623,20 @@ def candidates(
     latency = None
     if recalibrate or not (measure_all or (latency_ms is None and size_mb is None)) or predict:
         latency = latency_models(backends, threads, directory, recalibrate=recalibrate, progress=progress)
-    found = survey(entries, backends, latency_ms, size_mb, threads, caches=caches, predict=predict,
-                   progress=progress, refresh=refresh, measure_all=measure_all, models=latency,
-                   model_dir=directory)  # fmt: skip
+    found = survey(
+        entries,
+        backends,
+        latency_ms,
+        size_mb,
+        threads,
+        caches=caches,
+        predict=predict,
+        progress=progress,
+        refresh=refresh,
+        measure_all=measure_all,
+        models=latency,
+        model_dir=directory,
+    )
     return found, caches
 
 
@@ -616,10 +649,13 @@ class Choice:
     message: str
 
     def to_dict(self) -> dict[str, object]:
-        return {"pick": self.pick.to_dict() if self.pick else None, "message": self.message,
-                "frontier": [c.to_dict() for c in self.frontier],
-                "alternatives": [c.to_dict() | {"why_not": why} for c, why in self.reasons],
-                "candidates": [c.to_dict() for c in self.candidates]}  # fmt: skip
+        return {
+            "pick": self.pick.to_dict() if self.pick else None,
+            "message": self.message,
+            "frontier": [c.to_dict() for c in self.frontier],
+            "alternatives": [c.to_dict() | {"why_not": why} for c, why in self.reasons],
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
 
 
 def pareto_frontier(candidates: list[Candidate]) -> list[Candidate]:
@@ -664,10 +700,12 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
     if not fits:
         fastest = min(candidates, key=lambda c: c.latency_ms)
         smallest = min(candidates, key=lambda c: c.size_mb)
-        message = (f"no member meets both budgets: the fastest is {fastest.label} at {fastest.latency_ms:.2f} ms "
-                   f"({fastest.size_mb:.2f} MB), the smallest {smallest.label} at {smallest.size_mb:.2f} MB "
-                   f"({smallest.latency_ms:.2f} ms); raise the budgets to at least those, or try a faster "
-                   f"backend")  # fmt: skip
+        message = (
+            f"no member meets both budgets: the fastest is {fastest.label} at {fastest.latency_ms:.2f} ms "
+            f"({fastest.size_mb:.2f} MB), the smallest {smallest.label} at {smallest.size_mb:.2f} MB "
+            f"({smallest.latency_ms:.2f} ms); raise the budgets to at least those, or try a faster "
+            f"backend"
+        )
         reasons = [(c, "; ".join(over(c))) for c in sorted(candidates, key=rank)[:nearest]]
         return Choice(None, frontier, candidates, reasons, message)
     pick = max(fits, key=lambda c: (c.accuracy, -c.latency_ms))
@@ -682,8 +720,10 @@ def choose(candidates: list[Candidate], latency_ms: float | None, size_mb: float
             reasons.append((c, f"as accurate, but slower ({c.latency_ms:.2f} ms)"))
         if len(reasons) == nearest:
             break
-    message = (f"pick: {pick.label}: {pick.accuracy:.1f}% ({pick.accuracy_kind}: {pick.accuracy_source}), "
-               f"{pick.latency_ms:.2f} ms, {pick.size_mb:.2f} MB")  # fmt: skip
+    message = (
+        f"pick: {pick.label}: {pick.accuracy:.1f}% ({pick.accuracy_kind}: {pick.accuracy_source}), "
+        f"{pick.latency_ms:.2f} ms, {pick.size_mb:.2f} MB"
+    )
     return Choice(pick, frontier, candidates, reasons, message)
 
 
@@ -695,9 +735,11 @@ def prediction_quality(measured: list[float], predicted: list[float]) -> dict[st
     from scipy.stats import spearmanr  # here, not at the top: its import costs every select 1.5 s
 
     ratios = [p / m for m, p in zip(measured, predicted, strict=True)]
-    return {"spearman": float(spearmanr(measured, predicted).statistic),
-            "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
-            "median_ratio": statistics.median(ratios)}  # fmt: skip
+    return {
+        "spearman": float(spearmanr(measured, predicted).statistic),
+        "median_abs_error": statistics.median(abs(r - 1) for r in ratios),
+        "median_ratio": statistics.median(ratios),
+    }
 
 
 def write_pick(pick: Candidate, directory: str | os.PathLike) -> Path:

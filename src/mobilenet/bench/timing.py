@@ -100,8 +100,9 @@ def time_pairs(
                         for name in ("median_ms", "p10_ms", "p90_ms"):
                             rows[key][name] *= factor
             else:
-                rows, sizes = _time_here(backend, order, members, root, folders, threads, rounds, precision, levels,
-                                         bar)  # fmt: skip
+                rows, sizes = _time_here(
+                    backend, order, members, root, folders, threads, rounds, precision, levels, bar
+                )
             stamp = time.strftime("%Y-%m-%d %H:%M")
             facts = {"reference": reference_key, "measured_at": stamp}
             finished = {(key, backend): rows[key] | facts | {"size_mb": sizes[key]} for key in order}
@@ -154,9 +155,24 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, pre
     listed = [(*members[key], folders[key]) for key in order]
     manifest.write_text(json.dumps(_manifest("mobilenet latency sweep", {backend: artifact}, listed)), encoding="utf-8")
     out = root / f"measured-{backend}.json"
-    command = [sys.executable, "-m", runner.__name__, str(manifest), "--backend", backend, "--threads", str(threads),
-               "--rounds", str(rounds), "--precision", str(precision), "--device", "this machine",
-               "--out", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        runner.__name__,
+        str(manifest),
+        "--backend",
+        backend,
+        "--threads",
+        str(threads),
+        "--rounds",
+        str(rounds),
+        "--precision",
+        str(precision),
+        "--device",
+        "this machine",
+        "--out",
+        str(out),
+    ]
     log: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
         try:
@@ -180,11 +196,23 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, pre
 def _manifest(kind: str, artifacts: dict[str, str], rows: list[tuple[ModelConfig, int, str]]) -> dict[str, object]:
     """The manifest `mobilenet.bench.runner` reads: each (config, resolution, folder) of `rows`, the first the
     reference, and the file each backend of `artifacts` runs in a folder."""
-    members = [{"key": member_key(config, resolution), "label": f"{config.name} {config.alpha} @{resolution}",
-                "config": config.to_dict(), "resolution": resolution, "folder": folder}
-               for config, resolution, folder in rows]  # fmt: skip
-    return {"format": KIT_FORMAT, "kind": kind, "reference": members[0]["key"], "artifacts": artifacts,
-            "members": members}  # fmt: skip
+    members = [
+        {
+            "key": member_key(config, resolution),
+            "label": f"{config.name} {config.alpha} @{resolution}",
+            "config": config.to_dict(),
+            "resolution": resolution,
+            "folder": folder,
+        }
+        for config, resolution, folder in rows
+    ]
+    return {
+        "format": KIT_FORMAT,
+        "kind": kind,
+        "reference": members[0]["key"],
+        "artifacts": artifacts,
+        "members": members,
+    }
 
 
 def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: list[str]) -> None:
@@ -286,8 +314,9 @@ def write_kit(directory: str | Path, backends: tuple[str, ...] = KIT_BACKENDS) -
             f"a kit runs ONNX files; no kit backend {', '.join(unknown)} (choose from {', '.join(RUNTIMES)})"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    _build_all({directory / f"m{i}": (config, resolution, list(backends)) for i, (config, resolution) in
-                enumerate(members)})  # fmt: skip
+    _build_all(
+        {directory / f"m{i}": (config, resolution, list(backends)) for i, (config, resolution) in enumerate(members)}
+    )
     artifacts = {backend: FILES[get_backend(backend).artifact] for backend in backends}
     rows = [(config, resolution, f"m{i}") for i, (config, resolution) in enumerate(members)]
     manifest = _manifest("mobilenet calibration kit", artifacts, rows)

@@ -106,9 +106,11 @@ def load_dataset(
         for candidate in (split, "val") if split == "test" else (split,):
             if (Path(directory) / candidate).is_dir():
                 return FolderDataset(Path(directory) / candidate)
-        raise DatasetError(f"{directory} has no {split}/ folder: image folders need DIR/train/<class>/... and "
-                           f"DIR/test/<class>/... (or DIR/val/...), so that the test figure is not measured on "
-                           f"training images")  # fmt: skip
+        raise DatasetError(
+            f"{directory} has no {split}/ folder: image folders need DIR/train/<class>/... and "
+            f"DIR/test/<class>/... (or DIR/val/...), so that the test figure is not measured on "
+            f"training images"
+        )
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; known: {', '.join([*DATASETS, 'folder'])}")
     root = data_dir(name, directory)
@@ -123,9 +125,11 @@ def _find(root: Path, stem: str) -> Path:
     for candidate in (root / stem, root / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise DatasetError(f"{root / stem}[.gz] not found; give the directory with --data-dir or the environment "
-                       f"variable, install Debian's dataset-fashion-mnist, or download=True where the host is "
-                       f"reachable")  # fmt: skip
+    raise DatasetError(
+        f"{root / stem}[.gz] not found; give the directory with --data-dir or the environment "
+        f"variable, install Debian's dataset-fashion-mnist, or download=True where the host is "
+        f"reachable"
+    )
 
 
 def read_idx(path: Path, max_bytes: int = 1 << 30) -> np.ndarray:
@@ -204,8 +208,9 @@ def _read_cifar(root: Path, split: str) -> ArrayDataset:
     if labels.max() > 9:
         raise DatasetError(f"{folder}: label {labels.max()} out of range 0..9: not CIFAR-10's binary version")
     images = records[:, 1:].reshape(-1, 3, 32, 32)
-    return ArrayDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels), DATASETS["cifar10"], split,
-                        str(folder))  # fmt: skip
+    return ArrayDataset(
+        torch.from_numpy(images.copy()), torch.from_numpy(labels), DATASETS["cifar10"], split, str(folder)
+    )
 
 
 def _md5(path: Path) -> str:

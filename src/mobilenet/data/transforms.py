@@ -50,8 +50,11 @@ def random_erasing(
     normalization). One draw per image; rectangles are clipped to the image."""
     n, _, h, w = x.shape
     target = torch.empty(n).uniform_(*area, generator=generator) * h * w
-    log_ratio = torch.empty(n).uniform_(torch.tensor(ratio[0]).log().item(), torch.tensor(ratio[1]).log().item(),
-                                        generator=generator).exp()  # fmt: skip
+    log_ratio = (
+        torch.empty(n)
+        .uniform_(torch.tensor(ratio[0]).log().item(), torch.tensor(ratio[1]).log().item(), generator=generator)
+        .exp()
+    )
     eh = (target * log_ratio).sqrt().round().clamp(1, h).long()
     ew = (target / log_ratio).sqrt().round().clamp(1, w).long()
     y0 = (torch.rand(n, generator=generator) * (h - eh + 1)).long()

@@ -122,5 +122,8 @@ def activation_sqnr(fp32_path, int8_path, batches) -> list[ActivationError]:
         float_acts = collect_activations(augmented["float"], Reader())
         qdq_acts = collect_activations(augmented["qdq"], Reader())
     errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
-    return [ActivationError(name, writers[name], errors[name]["xmodel_err"]) for name in writers if "xmodel_err" in
-            errors.get(name, {})]  # fmt: skip
+    return [
+        ActivationError(name, writers[name], errors[name]["xmodel_err"])
+        for name in writers
+        if "xmodel_err" in errors.get(name, {})
+    ]

@@ -30,8 +30,13 @@ def global_average_pools(model) -> int:
     inferred = onnx.shape_inference.infer_shapes(model)
     ranks.update({v.name: len(v.type.tensor_type.shape.dim) for v in inferred.graph.value_info})
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
-                      if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})  # fmt: skip
+    constants.update(
+        {
+            n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+            for n in graph.node
+            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+        }
+    )
     rewritten = 0
     for node in graph.node:
         if node.op_type != "ReduceMean" or ranks.get(node.input[0]) != 4:
@@ -112,11 +117,21 @@ def lower_hard_activations(model) -> int:
             t_scale = constant(f"{prefix}_relu6_scale", (1 / alpha) / levels, np.float32)
             gate_scale = constant(f"{prefix}_gate_scale", 1 / levels, np.float32)
             nodes = [
-                helper.make_node("QLinearAdd", [x, x_scale, x_zero, shift_q, shift_scale, shift_zero, t_scale, t_zero],
-                                 [t], name=f"{prefix}_add", domain=CONTRIB),
-                helper.make_node("QLinearMul", [x, x_scale, x_zero, t, gate_scale, t_zero, *q.input[1:3]],
-                                 [q.output[0]], name=f"{prefix}_mul", domain=CONTRIB),
-            ]  # fmt: skip
+                helper.make_node(
+                    "QLinearAdd",
+                    [x, x_scale, x_zero, shift_q, shift_scale, shift_zero, t_scale, t_zero],
+                    [t],
+                    name=f"{prefix}_add",
+                    domain=CONTRIB,
+                ),
+                helper.make_node(
+                    "QLinearMul",
+                    [x, x_scale, x_zero, t, gate_scale, t_zero, *q.input[1:3]],
+                    [q.output[0]],
+                    name=f"{prefix}_mul",
+                    domain=CONTRIB,
+                ),
+            ]
         replacement[id(node)] = nodes
         dropped.add(id(q))
         if len(consumers[dq.output[0]]) == 1:

@@ -137,9 +137,16 @@ def _export(
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         if exporter == "torchscript":
-            torch.onnx.export(model, (example,), path, input_names=["input"], output_names=["logits"],
-                              opset_version=opset, dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})  # fmt: skip
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=opset,
+                dynamo=False,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
             return _finish(path, header)
         program = torch.onnx.export(
             model,

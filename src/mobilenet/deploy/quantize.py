@@ -90,8 +90,9 @@ def quantize_onnx(
     spec = OnnxModel(model_path).spec  # the metadata, checked against the graph
     size, channels = spec.size, spec.channels
     if channels != calibration.info.channels:
-        raise InputError(f"{model_path} takes {channels} channel(s); the calibration images have "
-                         f"{calibration.info.channels}")  # fmt: skip
+        raise InputError(
+            f"{model_path} takes {channels} channel(s); the calibration images have {calibration.info.channels}"
+        )
     order = torch.randperm(len(calibration), generator=torch.Generator().manual_seed(seed))[:samples]
 
     class Reader(CalibrationDataReader):
@@ -105,8 +106,11 @@ def quantize_onnx(
             self.start += batch_size
             return {"input": normalize(images, calibration.info.mean, calibration.info.std).numpy().astype(np.float32)}
 
-    calibrators = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                   "percentile": CalibrationMethod.Percentile}  # fmt: skip
+    calibrators = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         if global_average_pools(source):  # files exported before export_onnx wrote GlobalAveragePool itself
@@ -137,10 +141,17 @@ def quantize_onnx(
             proto = onnx.load(target)
             lowered = 0 if portable else lower_hard_activations(proto)
             private = {RUNTIME_KEY: "onnxruntime"} if lowered else {}  # its QLinearAdd/QLinearMul are ORT's own
-            set_metadata(proto, {**metadata, **private, "quantization": f"int8 QDQ, {method} on {samples} images, "
-                                 f"per_channel={per_channel}, activations={activations}, "
-                                 f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
-                                 f"{'stem in float' if float_stem and stem else 'stem in int8'}"})  # fmt: skip
+            set_metadata(
+                proto,
+                {
+                    **metadata,
+                    **private,
+                    "quantization": f"int8 QDQ, {method} on {samples} images, "
+                    f"per_channel={per_channel}, activations={activations}, "
+                    f"{lowered} hard activations lowered to ONNX Runtime int8 ops, "
+                    f"{'stem in float' if float_stem and stem else 'stem in int8'}",
+                },
+            )
             onnx.save(proto, target)
             OnnxModel(target)  # the file must load and be the classifier it was: never move a broken file into place
 

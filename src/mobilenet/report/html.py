@@ -210,8 +210,11 @@ def plot_latency_model(models: dict[str, dict], candidates: list[dict]) -> str:
         color = f"C{i}"
         cal = [(c["measured_ms"], c["fitted_ms"]) for c in model["calibration"]]
         ax.scatter(*zip(*cal, strict=True), facecolors="none", edgecolors=color, label=f"{backend}: calibration")
-        scored = [(c["latency_ms"], c["predicted_ms"]) for c in candidates
-                  if c["backend"] == backend and c.get("measured", True) and c.get("predicted_ms", 0) > 0]  # fmt: skip
+        scored = [
+            (c["latency_ms"], c["predicted_ms"])
+            for c in candidates
+            if c["backend"] == backend and c.get("measured", True) and c.get("predicted_ms", 0) > 0
+        ]
         if scored:
             ax.scatter(*zip(*scored, strict=True), color=color, label=f"{backend}: measured candidates")
         values += [v for pair in cal + scored for v in pair]

@@ -264,15 +264,25 @@ class _Run:
 
     def run_epoch(self) -> dict[str, float] | None:
         config, world = self.config, self.world
-        order = self.train_idx[torch.randperm(len(self.train_idx), generator=torch.Generator().manual_seed(
-            _seed(config.seed, 3, self.epoch)))]  # fmt: skip
+        order = self.train_idx[
+            torch.randperm(
+                len(self.train_idx), generator=torch.Generator().manual_seed(_seed(config.seed, 3, self.epoch))
+            )
+        ]
         per_rank = order[world.rank :: world.size]
         bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.steps_per_epoch, initial=self.step, desc=f"epoch {self.epoch + 1}/{config.epochs}",
-                       unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)  # fmt: skip
+            bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=self.step,
+                desc=f"epoch {self.epoch + 1}/{config.epochs}",
+                unit="step",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=True,
+            )
         try:
             while self.step < self.steps_per_epoch:
                 started = time.perf_counter()
@@ -288,9 +298,12 @@ class _Run:
                 self.sums["seconds"] += time.perf_counter() - started
                 if bar is not None:
                     rate = self.sums["seen"] * world.size / max(self.sums["seconds"], 1e-9)
-                    bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['seen']:.3f}",
-                                    acc=f"{100 * self.sums['correct'] / self.sums['seen']:.1f}",
-                                    img_s=f"{rate:.0f}", refresh=False)  # fmt: skip
+                    bar.set_postfix(
+                        loss=f"{self.sums['loss'] / self.sums['seen']:.3f}",
+                        acc=f"{100 * self.sums['correct'] / self.sums['seen']:.1f}",
+                        img_s=f"{rate:.0f}",
+                        refresh=False,
+                    )
                     bar.update()
         finally:
             if bar is not None:
@@ -378,18 +391,23 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         run.load_state()
     if world.main and progress:
         params = sum(p.numel() for p in run.model.parameters())
-        print(f"training {run.model_config.name} alpha={run.model_config.alpha} ({params:,} params) on "
-              f"{config.dataset}: "
-              f"{len(run.train_idx):,} train / {len(run.val_idx):,} val images, {config.epochs} epochs of "
-              f"{run.steps_per_epoch} steps, {world.size} process(es) -> {out}", file=sys.stderr)  # fmt: skip
+        print(
+            f"training {run.model_config.name} alpha={run.model_config.alpha} ({params:,} params) on "
+            f"{config.dataset}: "
+            f"{len(run.train_idx):,} train / {len(run.val_idx):,} val images, {config.epochs} epochs of "
+            f"{run.steps_per_epoch} steps, {world.size} process(es) -> {out}",
+            file=sys.stderr,
+        )
     try:
         run.fit()
         divergence = _rank_divergence(run) if world.size > 1 else 0.0
     except KeyboardInterrupt:
         run.save_state()
         if world.main:
-            print(f"\ninterrupted at epoch {run.epoch + 1}, step {run.step}: saved; continue with --resume",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"\ninterrupted at epoch {run.epoch + 1}, step {run.step}: saved; continue with --resume",
+                file=sys.stderr,
+            )
         raise
     finally:
         if world.size > 1 and dist.is_initialized():
