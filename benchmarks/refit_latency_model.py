@@ -1,6 +1,8 @@
 """The latency model's form refitted offline to the figures a `bench_latency_model.py` run kept: no timing.
 
     python benchmarks/refit_latency_model.py docs/bench_latency_model-0426.json [--backend onnx] [--out FILE]
+    python benchmarks/refit_latency_model.py --budget docs/bench_latency_model.json docs/bench_latency_model-0426.json \
+        docs/bench_agreement-0516.json [--ridge 0.01]
 
 Per run and backend, the form (`mobilenet.bench.latency_model.fit`) is fitted to the calibration members' figures
 of the sweep itself (`same_sweep_ms`) and scored on the 45 published members of that sweep (their `members` rows,
@@ -8,6 +10,23 @@ already at the calibrated level the run scaled to). It prints each fit's coeffic
 the members missed by more than 10%; then, per backend, each coefficient's range over the runs: a coefficient whose
 range spans several times its median is one the 13 calibration members do not pin (the terms trade weight from run
 to run while the predictions move little), and a member missed the same way in every run is the form's, not noise.
+
+With --budget, the error of the library's path is taken apart, per run and backend of every file that kept its
+calibration's figures (`calibration_ms`, from 2026-12-01 on), each as the standard deviation of log(predicted /
+measured) over the 45 published members and the fraction within 10%:
+
+- the library's path: the form fitted to the calibration's figures, timed minutes before the sweep;
+- the same sweep: fitted to the calibration members' figures in the sweep itself (no drift between the two);
+- the form's ceiling: each published member predicted by a fit to the 13 calibration members and the other 44
+  published members of the same sweep (leave-one-out: 57 members instead of 13, still no drift);
+- the drift: the calibration members' log(calibration / sweep), each as a ratio to the reference;
+- the sweep's own noise, from every file's two back-to-back sweeps (`agreement`): the standard deviation of
+  log(first / second) over the members, divided by sqrt(2).
+
+A prediction cannot agree with a sweep better than the sweep agrees with itself: if the ceiling misses 10% of the
+members, no calibration set of this machine's timing will put 90% within ±10%. --ridge shrinks every fit (the
+coefficients scaled to unit columns, the penalty's weight against the 13 relative errors) to try a form with fewer
+effective terms.
 """
 
 from __future__ import annotations
@@ -18,7 +37,7 @@ import sys
 
 import numpy as np
 
-from mobilenet.bench.latency_model import FEATURES, calibration_members, fit, member_key
+from mobilenet.bench.latency_model import FEATURES, calibration_members, features, fit, member_key
 from mobilenet.bench.select import published_entries
 
 
@@ -52,18 +71,89 @@ def refit(document: dict[str, object], backends: list[str] | None = None) -> dic
     return out
 
 
+def coefficients(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+    """The form's coefficients for feature rows `x` and latencies `y`: non-negative least squares on relative error,
+    as `latency_model.fit` (with `ridge` 0), or shrunk by a ridge penalty on the column-scaled coefficients."""
+    from scipy.optimize import nnls
+
+    a = x / y[:, None]
+    target = np.ones(len(y))
+    if ridge <= 0:
+        return nnls(a, target)[0]
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    k = a.shape[1]
+    solved = nnls(np.vstack([a / scale, np.sqrt(ridge) * np.eye(k)]), np.concatenate([target, np.zeros(k)]))[0]
+    return solved / scale
+
+
+def budget(documents: list[dict[str, object]], ridge: float = 0.0) -> dict[str, object]:
+    """The error of the library's path taken apart (module docstring), per run and backend of `documents`, and the
+    sweeps' own noise from their agreements."""
+    entries = {entry.key(): entry for entry in published_entries()}
+    members = calibration_members()
+    keys = [member_key(c, r) for c, r in members]
+    xc = np.array([features(c, r) for c, r in members])
+    cases, noise = [], []
+    for document in documents:
+        if "agreement" in document:
+            pairs = document["agreement"]["members"]
+            difference = np.log([m["first_ms"] / m["second_ms"] for m in pairs])
+            noise.append(float(difference.std() / np.sqrt(2)))
+        for run in document.get("runs", []):
+            for backend, detail in run["backends"].items():
+                if "calibration_ms" not in detail:
+                    continue
+                calibrated = np.array([detail["calibration_ms"][k][0] for k in keys])
+                same = np.array([detail["same_sweep_ms"][k] for k in keys])
+                xm = np.array(
+                    [features(entries[m["member"]].config, entries[m["member"]].resolution) for m in detail["members"]]
+                )
+                measured = np.array([m["measured_ms"] for m in detail["members"]])  # at the calibration's level
+                at_sweep = measured * same[0] / calibrated[0]  # the same figures at the sweep's own level
+                ceiling = []
+                for i in range(len(measured)):
+                    rest = np.arange(len(measured)) != i
+                    c = coefficients(np.vstack([xc, xm[rest]]), np.concatenate([same, at_sweep[rest]]), ridge)
+                    ceiling.append(float(xm[i] @ c / at_sweep[i]))
+                drift = np.log((calibrated / calibrated[0]) / (same / same[0]))[1:]
+                cases.append(
+                    {
+                        "backend": backend,
+                        "library": _errors(xm @ coefficients(xc, calibrated, ridge) / measured),
+                        "same_sweep": _errors(xm @ coefficients(xc, same, ridge) / at_sweep),
+                        "ceiling": _errors(np.array(ceiling)),
+                        "drift_std": float(drift.std()),
+                    }
+                )
+    return {"ridge": ridge, "cases": cases, "sweep_noise": noise}
+
+
+def _errors(ratio: np.ndarray) -> dict[str, float]:
+    return {"std": float(np.log(ratio).std()), "within_10": float(np.mean(np.abs(ratio - 1) <= 0.1))}
+
+
 def _label(entry) -> str:
     return f"{entry.name} {entry.alpha} @{entry.resolution}" + "".join(f" {k}={v}" for k, v in entry.options)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", help="a JSON file bench_latency_model.py wrote")
+    parser.add_argument("runs", nargs="+", help="JSON files bench_latency_model.py wrote (one, without --budget)")
     parser.add_argument("--backend", nargs="+", default=None, help="default: every backend of the file")
-    parser.add_argument("--out", default=None, help="write the refits as JSON")
+    parser.add_argument("--budget", action="store_true", help="take the library path's error apart (see above)")
+    parser.add_argument("--ridge", type=float, default=0.0, help="--budget's fits shrunk by this ridge weight")
+    parser.add_argument("--out", default=None, help="write the refits (or the budget) as JSON")
     args = parser.parse_args()
-    with open(args.runs, encoding="utf-8") as source:
-        fits = refit(json.load(source), args.backend)
+    documents = []
+    for name in args.runs:
+        with open(name, encoding="utf-8") as source:
+            documents.append(json.load(source))
+    if args.budget:
+        return _print_budget(budget(documents, args.ridge), args.out)
+    if len(documents) != 1:
+        parser.error("refits read one file; --budget reads several")
+    fits = refit(documents[0], args.backend)
     for backend, runs in fits.items():
         for i, one in enumerate(runs):
             coefficients = "  ".join(f"{k} {v:.4f}" for k, v in one["coefficients"].items())
@@ -75,6 +165,27 @@ def main() -> int:
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
             json.dump(fits, out, indent=1)
+    return 0
+
+
+def _print_budget(result: dict[str, object], out: str | None) -> int:
+    names = ("library", "same_sweep", "ceiling")
+    print(f"ridge {result['ridge']}; std of log(predicted / measured), within 10% in brackets")
+    for case in result["cases"]:
+        cells = "  ".join(f"{n} {case[n]['std']:.3f} ({case[n]['within_10']:.0%})" for n in names)
+        print(f"{case['backend']:<14} {cells}  drift {case['drift_std']:.3f}")
+    cases = result["cases"]
+    for n in names:
+        std = np.mean([c[n]["std"] for c in cases])
+        within = np.mean([c[n]["within_10"] for c in cases])
+        print(f"mean over {len(cases)} cases: {n:<10} std {std:.3f}, within 10% {within:.1%}")
+    print(f"mean drift std {np.mean([c['drift_std'] for c in cases]):.3f}")
+    noise = result["sweep_noise"]
+    if noise:
+        print(f"a sweep's own noise, from {len(noise)} agreements: " + ", ".join(f"{n:.3f}" for n in noise))
+    if out:
+        with open(out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
     return 0
 
 
