@@ -158,6 +158,15 @@ def test_the_runner_gives_a_process_one_onnxruntime_thread_pool(tmp_path):
     assert "this process's ONNX Runtime threads are 1; cannot time with 2" in done.stderr
 
 
+def test_build_workers_run_pytorch_on_their_share_of_the_cores():
+    import torch
+
+    with timing._build_pool(1) as pool:
+        assert {pool.submit(torch.get_num_threads).result() for _ in range(4)} == {1}
+    with timing._build_pool(3) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 3
+
+
 def fake_model(backend="onnx", scale=1.0):
     members = [(c, r, scale * synthetic(c, r)) for c, r in lm.calibration_members()]
     return lm.fit(members, backend, 1, "machine", "runtime 1", reference_ms=scale * synthetic(*members[0][:2]))

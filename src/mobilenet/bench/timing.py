@@ -223,24 +223,34 @@ def _build_files(folder: Path, config: ModelConfig, resolution: int, backends: l
 
 
 def _build_all(
-    jobs: dict[Path, tuple[ModelConfig, int, list[str]]], built: Callable[[int], None] | None = None
+    jobs: dict[Path, tuple[ModelConfig, int, list[str]]],
+    built: Callable[[int], None] | None = None,
+    worker_threads: int | None = None,
 ) -> None:
     """Build the files of every folder of `jobs`, on two processes where the machine has two cores: exporting and
     quantizing are mostly single-threaded Python, and half a sweep's cost. The workers are spawned, not forked: a
-    process that already ran PyTorch's OpenMP threads cannot fork safely. `built(n)` is called as the n-th is done."""
+    process that already ran PyTorch's OpenMP threads cannot fork safely. Each runs PyTorch on `worker_threads`
+    (default: its half of the cores), not on every core: two workers of two threads on two cores spend the difference
+    switching (`benchmarks/bench_build.py`). `built(n)` is called as the n-th is done."""
     if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
         for n, (folder, job) in enumerate(jobs.items(), 1):
             _build_files(folder, *job)
             if built is not None:
                 built(n)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+    with _build_pool(worker_threads) as pool:
         futures = [pool.submit(_build_files, folder, *job) for folder, job in jobs.items()]
         for n, future in enumerate(as_completed(futures), 1):
             future.result()
             if built is not None:
                 built(n)
+
+
+def _build_pool(worker_threads: int | None = None) -> ProcessPoolExecutor:
+    """Two spawned workers, each running PyTorch on `worker_threads` (default: half the cores)."""
+    threads = worker_threads or max(1, (os.cpu_count() or 2) // 2)
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(2, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,))
 
 
 def _bar(total: int, progress: bool):
