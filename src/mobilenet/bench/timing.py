@@ -230,8 +230,8 @@ def _build_all(
     """Build the files of every folder of `jobs`, on two processes where the machine has two cores: exporting and
     quantizing are mostly single-threaded Python, and half a sweep's cost. The workers are spawned, not forked: a
     process that already ran PyTorch's OpenMP threads cannot fork safely. Each runs PyTorch on `worker_threads`
-    (default: its half of the cores), not on every core: two workers of two threads on two cores spend the difference
-    switching (`benchmarks/bench_build.py`). `built(n)` is called as the n-th is done."""
+    (default: its half of the cores), not on every core: two workers of two threads each on two cores lost a fifth of
+    the build to switching between them (`benchmarks/bench_build.py`). `built(n)` is called as the n-th is done."""
     if len(jobs) < 4 or (os.cpu_count() or 1) < 2:
         for n, (folder, job) in enumerate(jobs.items(), 1):
             _build_files(folder, *job)
