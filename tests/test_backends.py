@@ -2,6 +2,7 @@
 precision allows, and no file runs silently wrong in a runtime that lacks its operators."""
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -130,19 +131,9 @@ def test_select_out_writes_the_picks_file_from_the_checkpoint_its_results_name(t
         )
     )
     argv = [
-        "select",
-        "--accuracy",
+        *shlex.split("select --accuracy"),
         str(results),
-        "--backend",
-        "onnx",
-        "--latency-ms",
-        "1000",
-        "--threads",
-        "1",
-        "--no-cache",
-        "--measure-all",
-        "--quiet",
-        "--out",
+        *shlex.split("--backend onnx --latency-ms 1000 --threads 1 --no-cache --measure-all --quiet --out"),
         str(tmp_path / "deploy"),
         "--json",
     ]

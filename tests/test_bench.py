@@ -1,6 +1,7 @@
 """The latency harness: what it times, that every backend runs the same function, and the `bench` verb."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -77,19 +78,8 @@ def test_bench_cli_json(capsys):
     try:
         code = main(
             [
-                "bench",
-                "mobilenet_v3_small",
-                "--alpha",
-                "0.35",
-                "--resolution",
-                "64",
-                "--backend",
-                "compile",
-                "--min-runs",
-                "10",
-                "--min-time",
-                "0",
-                "--json",
+                *shlex.split("bench mobilenet_v3_small --alpha 0.35 --resolution 64 --backend compile"),
+                *shlex.split("--min-runs 10 --min-time 0 --json"),
             ]
         )
     finally:
@@ -147,18 +137,8 @@ def test_profile_cli_measure_json(capsys):
     assert (
         main(
             [
-                "profile",
-                "mobilenet_v3_small",
-                "--alpha",
-                "0.35",
-                "--resolution",
-                "64",
-                "--measure",
-                "--peak-gmacs",
-                "50",
-                "--bandwidth-gbs",
-                "20",
-                "--json",
+                *shlex.split("profile mobilenet_v3_small --alpha 0.35 --resolution 64 --measure --peak-gmacs 50"),
+                *shlex.split("--bandwidth-gbs 20 --json"),
             ]
         )
         == 0

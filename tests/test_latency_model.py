@@ -2,6 +2,7 @@
 where PyTorch is not installed."""
 
 import json
+import shlex
 import subprocess
 import sys
 import sysconfig
@@ -262,18 +263,9 @@ def test_calibrate_times_with_the_rounds_and_precision_asked_for(tmp_path, monke
     assert (
         main(
             [
-                "calibrate",
-                "--backend",
-                "onnx",
-                "--cache",
+                *shlex.split("calibrate --backend onnx --cache"),
                 str(tmp_path),
-                "--rounds",
-                "15",
-                "--precision",
-                "0.02",
-                "--threads",
-                "1",
-                "--quiet",
+                *shlex.split("--rounds 15 --precision 0.02 --threads 1 --quiet"),
             ]
         )
         == 0
@@ -379,15 +371,7 @@ def test_the_calibration_kit_runs_without_torch_and_select_takes_its_measurement
         [
             python,
             str(kit / "mobilenet_runner.py"),
-            "--backend",
-            "onnx",
-            "--device",
-            "board",
-            "--threads",
-            "1",
-            "--rounds",
-            "3",
-            "--out",
+            *shlex.split("--backend onnx --device board --threads 1 --rounds 3 --out"),
             str(out),
         ],
         capture_output=True,

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -128,17 +129,9 @@ def test_report_cli_in_fast_mode(tmp_path, capsys):
     assert (
         main(
             [
-                "report",
-                "--out",
+                *shlex.split("report --out"),
                 str(out),
-                "--predict",
-                "--models",
-                "mobilenet_v2",
-                "mobilenet_v3_small",
-                "--backend",
-                "onnx",
-                "--threads",
-                "1",
+                *shlex.split("--predict --models mobilenet_v2 mobilenet_v3_small --backend onnx --threads 1"),
                 "--cache",
                 str(tmp_path),
                 "--quiet",

@@ -1,6 +1,7 @@
 """Selection: candidates from the published tables or the user's results, the sweep and its cache, the choice."""
 
 import json
+import shlex
 
 import pytest
 
@@ -129,18 +130,9 @@ def test_select_cli(tmp_path, capsys):
         )
     )
     args = [
-        "select",
-        "--latency-ms",
-        "1000",
-        "--size-mb",
-        "100",
-        "--accuracy",
+        *shlex.split("select --latency-ms 1000 --size-mb 100 --accuracy"),
         str(results),
-        "--backend",
-        "torch",
-        "--threads",
-        "1",
-        "--cache",
+        *shlex.split("--backend torch --threads 1 --cache"),
         str(tmp_path / "cache"),
         "--measure-all",
     ]
@@ -159,16 +151,9 @@ def test_select_cli(tmp_path, capsys):
     assert (
         main(
             [
-                "select",
-                "--latency-ms",
-                "0.0001",
-                "--accuracy",
+                *shlex.split("select --latency-ms 0.0001 --accuracy"),
                 str(results),
-                "--backend",
-                "torch",
-                "--threads",
-                "1",
-                "--cache",
+                *shlex.split("--backend torch --threads 1 --cache"),
                 str(tmp_path / "cache"),
                 "--measure-all",
             ]

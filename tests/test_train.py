@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -110,26 +111,10 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path, reference):
     out = tmp_path / "run"
     command = [
         sys.executable,
-        "-m",
-        "mobilenet.cli",
-        "train",
-        "--out",
+        *shlex.split("-m mobilenet.cli train --out"),
         str(out),
-        "--quiet",
-        "--threads",
-        "1",
-        "--model",
-        "mobilenet_v3_small",
-        "--alpha",
-        "0.35",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--train-samples",
-        "192",
-        "--val-samples",
-        "64",
+        *shlex.split("--quiet --threads 1 --model mobilenet_v3_small --alpha 0.35 --epochs 2 --batch-size 32"),
+        *shlex.split("--train-samples 192 --val-samples 64"),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -167,29 +152,10 @@ def test_cli_exit_code_on_divergence(tmp_path):
     code = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "mobilenet.cli",
-            "train",
-            "--out",
+            *shlex.split("-m mobilenet.cli train --out"),
             str(tmp_path / "r"),
-            "--quiet",
-            "--model",
-            "mobilenet_v3_small",
-            "--alpha",
-            "0.35",
-            "--epochs",
-            "1",
-            "--train-samples",
-            "64",
-            "--val-samples",
-            "32",
-            "--batch-size",
-            "32",
-            "--lr",
-            "1e30",
-            "--no-bf16",
-            "--threads",
-            "1",
+            *shlex.split("--quiet --model mobilenet_v3_small --alpha 0.35 --epochs 1 --train-samples 64"),
+            *shlex.split("--val-samples 32 --batch-size 32 --lr 1e30 --no-bf16 --threads 1"),
         ],
         capture_output=True,
         text=True,
@@ -269,31 +235,10 @@ def test_two_processes_with_torchrun_hold_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "mobilenet.cli",
-        "train",
-        "--out",
+        *shlex.split("-m torch.distributed.run --standalone --nproc-per-node 2 -m mobilenet.cli train --out"),
         str(out),
-        "--quiet",
-        "--threads",
-        "1",
-        "--model",
-        "mobilenet_v3_small",
-        "--alpha",
-        "0.35",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--train-samples",
-        "128",
-        "--val-samples",
-        "32",
+        *shlex.split("--quiet --threads 1 --model mobilenet_v3_small --alpha 0.35 --epochs 1 --batch-size 16"),
+        *shlex.split("--train-samples 128 --val-samples 32"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
