@@ -147,42 +147,13 @@ def agreement(threads: int) -> dict[str, object]:
     """Two back-to-back `select --refresh --backend onnx --measure-all` runs sharing one cache (calibrated first, as
     any select on this machine is)."""
     with tempfile.TemporaryDirectory() as cache:
-        calibrate_command = [
-            sys.executable,
-            "-m",
-            "mobilenet.cli",
-            "calibrate",
-            "--backend",
-            "onnx",
-            "--threads",
-            str(threads),
-            "--cache",
-            cache,
-            "--quiet",
-        ]
-        subprocess.run(calibrate_command, capture_output=True, check=True)
+        cli = [sys.executable, "-m", "mobilenet.cli"]
+        calibration = [*cli, "calibrate", "--backend", "onnx", "--threads", str(threads), "--cache", cache, "--quiet"]
+        subprocess.run(calibration, capture_output=True, check=True)
         runs = []
         for _ in range(2):
-            command = [
-                sys.executable,
-                "-m",
-                "mobilenet.cli",
-                "select",
-                "--refresh",
-                "--backend",
-                "onnx",
-                "--measure-all",
-                "--latency-ms",
-                "10",
-                "--size-mb",
-                "5",
-                "--threads",
-                str(threads),
-                "--cache",
-                cache,
-                "--json",
-                "--quiet",
-            ]
+            command = [*cli, "select", "--refresh", "--backend", "onnx", "--measure-all", "--latency-ms", "10"]
+            command += ["--size-mb", "5", "--threads", str(threads), "--cache", cache, "--json", "--quiet"]
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             document = json.loads(done.stdout)

@@ -155,24 +155,8 @@ def _time_in_runner(root, backend, order, members, folders, threads, rounds, pre
     listed = [(*members[key], folders[key]) for key in order]
     manifest.write_text(json.dumps(_manifest("mobilenet latency sweep", {backend: artifact}, listed)), encoding="utf-8")
     out = root / f"measured-{backend}.json"
-    command = [
-        sys.executable,
-        "-m",
-        runner.__name__,
-        str(manifest),
-        "--backend",
-        backend,
-        "--threads",
-        str(threads),
-        "--rounds",
-        str(rounds),
-        "--precision",
-        str(precision),
-        "--device",
-        "this machine",
-        "--out",
-        str(out),
-    ]
+    command = [sys.executable, "-m", runner.__name__, str(manifest), "--backend", backend, "--threads", str(threads)]
+    command += ["--rounds", str(rounds), "--precision", str(precision), "--device", "this machine", "--out", str(out)]
     log: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
         try:
