@@ -419,21 +419,19 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.grid:
         from mobilenet.bench.grid import search
 
-        candidates, caches = (
-            search(
-                args.accuracy,
-                args.models,
-                args.backend,
-                args.threads,
-                args.cache,
-                args.latency_ms,
-                args.size_mb,
-                args.device,
-                args.recalibrate,
-                not args.quiet and not args.json,
-            ),
-            {},
+        candidates = search(
+            args.accuracy,
+            args.models,
+            args.backend,
+            args.threads,
+            args.cache,
+            latency_ms=args.latency_ms,
+            size_mb=args.size_mb,
+            device=args.device,
+            recalibrate=args.recalibrate,
+            progress=not args.quiet and not args.json,
         )
+        caches = {}
     else:
         candidates, caches = _candidates(args)
     choice = choose(candidates, args.latency_ms, args.size_mb)
