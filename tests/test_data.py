@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import mobilenet.data.datasets as datasets
+from mobilenet._io import InputError
 from mobilenet.data import DatasetError, augment_batch, load_dataset, normalize
 from mobilenet.data.transforms import load_image, random_crop, random_erasing, random_flip
 
@@ -162,6 +163,8 @@ def test_image_folder(tmp_path):
     assert images.shape == (4, 3, 16, 16)
     assert labels.tolist() == [0, 0, 1, 1]
     assert images[0, 0].float().mean() == 255  # red stays red after resize and crop
+    with pytest.raises(InputError, match="no common size; give the size"):
+        data.batch(torch.arange(1))  # ImageDataset's size=None means the stored size, which a folder has not
 
 
 def test_corrupt_image_names_the_file(tmp_path):

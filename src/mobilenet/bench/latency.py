@@ -41,7 +41,7 @@ from mobilenet.deploy.artifacts import build_artifact, load_artifact
 from mobilenet.deploy.backends import REFERENCE_BACKEND, deploy_backends, supported
 from mobilenet.deploy.folding import fuse
 from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
-from mobilenet.model import build
+from mobilenet.model import MobileNet, build
 from mobilenet.resolve import ModelConfig
 from mobilenet.specs import BASE_RESOLUTION
 
@@ -117,7 +117,7 @@ def runtime_call(model: OnnxModel | OpenVinoModel, batch: int = 1, seed: int = 0
 
 
 def make_runner(
-    model,
+    model: MobileNet,
     backend: str,
     resolution: int,
     batch: int = 1,

@@ -521,7 +521,9 @@ def stored_model(backend: str, threads: int, directory: str | os.PathLike | None
     return load_model(model_path(directory, machine_id(), backend, runtime_version(backend), threads))
 
 
-def stored_models(backends: list[str], threads: int | None, directory) -> dict[str, LatencyModel]:
+def stored_models(
+    backends: list[str], threads: int | None, directory: str | os.PathLike | None
+) -> dict[str, LatencyModel]:
     """The latency models stored in `directory` for these backends on this machine (those there are)."""
     threads = threads or torch.get_num_threads()
     return {b: m for b in backends if (m := stored_model(b, threads, directory)) is not None}

@@ -13,6 +13,7 @@ _EXPORTS = {
     "ArrayDataset": "mobilenet.data.datasets",
     "DatasetError": "mobilenet.data.datasets",
     "FolderDataset": "mobilenet.data.datasets",
+    "ImageDataset": "mobilenet.data.datasets",
     "load_dataset": "mobilenet.data.datasets",
     "augment_batch": "mobilenet.data.transforms",
     "normalize": "mobilenet.data.transforms",
@@ -22,5 +23,5 @@ __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 __all__ = sorted(["DATASETS", "DATASET_NAMES", "IMAGE_SUFFIXES", "DatasetInfo", *_EXPORTS])  # with the lazy names
 
 if TYPE_CHECKING:
-    from mobilenet.data.datasets import ArrayDataset, DatasetError, FolderDataset, load_dataset
+    from mobilenet.data.datasets import ArrayDataset, DatasetError, FolderDataset, ImageDataset, load_dataset
     from mobilenet.data.transforms import augment_batch, normalize

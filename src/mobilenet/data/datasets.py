@@ -16,6 +16,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -61,6 +62,18 @@ _DOWNLOADS = {
 _IDX_COUNTS = {"train": 60_000, "test": 10_000}
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 _CIFAR_FILES = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)), "test": ("test_batch.bin",)}
+
+
+class ImageDataset(Protocol):
+    """What training, evaluation and int8 calibration read from a dataset (`ArrayDataset`, `FolderDataset`, or one of
+    your own): its facts (`info`: classes, channels, normalization), its length, and uint8 images (N, C, size, size)
+    with int64 labels for a tensor of indices (`size` None: the stored size, where the images have one)."""
+
+    info: DatasetInfo
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -282,6 +295,10 @@ class FolderDataset:
         """Image `index` as uint8 (3, size, size): shorter side resized to size / 0.875, then a center crop."""
         return load_image(self.samples[index][0], size, channels=3)
 
-    def batch(self, indices: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, indices: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (N, 3, size, size) and labels of `indices`."""
+        if size is None:
+            raise InputError(
+                f"the images of {self.info.default_dir} have no common size; give the size to read them at"
+            )
         return torch.stack([self.load(int(i), size) for i in indices]), self.labels[indices]

@@ -3,8 +3,11 @@ ranges per layer."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,7 +84,9 @@ class ActivationError:
     sqnr_db: float  # the int8 graph's tensor against the float graph's: the error accumulated up to here
 
 
-def activation_sqnr(fp32_path, int8_path, batches) -> list[ActivationError]:
+def activation_sqnr(
+    fp32_path: str | os.PathLike, int8_path: str | os.PathLike, batches: Iterable[torch.Tensor | np.ndarray]
+) -> list[ActivationError]:
     """Signal-to-quantization-noise ratio (dB, 20 log10 |x| / |x - x_q|) of every quantized activation of an int8
     QDQ model against the same tensor of its fp32 model, in graph order, on `batches` (arrays fed to the input, e.g.
     normalized training images): the error accumulated up to that tensor, so a layer whose SQNR drops far below its

@@ -7,10 +7,12 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from mobilenet._io import InputError
+from mobilenet.data.catalog import DatasetInfo
 from mobilenet.deploy.backends import get_backend
 from mobilenet.deploy.onnx import export_checkpoint, export_onnx
 from mobilenet.deploy.quantize import lower_portable, quantize_by
@@ -18,6 +20,9 @@ from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel, OpenVinoModel
 from mobilenet.model import MobileNet
 from mobilenet.weights import save
+
+if TYPE_CHECKING:
+    from mobilenet.data.datasets import ImageDataset
 
 FILES = {
     "checkpoint": "model.safetensors",
@@ -34,12 +39,12 @@ class RandomCalibration:
     def __init__(self, chans: int, size: int, n: int = 4) -> None:
         generator = torch.Generator().manual_seed(0)
         self.images = torch.randint(0, 256, (n, chans, size, size), dtype=torch.uint8, generator=generator)
-        self.info = type("Info", (), {"channels": chans, "mean": (0.5,) * chans, "std": (0.25,) * chans})
+        self.info = DatasetInfo("random images", (), chans, size, (0.5,) * chans, (0.25,) * chans, False, "", "")
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, indices, size=None):
+    def batch(self, indices: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[indices], torch.zeros(len(indices), dtype=torch.long)
 
 
@@ -48,7 +53,7 @@ def build_artifact(
     backend: str,
     resolution: int,
     directory: str | os.PathLike,
-    calibration=None,
+    calibration: ImageDataset | None = None,
     recipe: QuantizeRecipe | None = None,
     checkpoint: str | os.PathLike | None = None,
     exporter: str = "dynamo",

@@ -5,7 +5,7 @@ kernel runs as a float island (DequantizeLinear -> op -> QuantizeLinear, three p
 none), and ONNX Runtime has no int8 kernel for ReduceMean, HardSwish or HardSigmoid — the global pool of every
 squeeze-and-excite block and of the head, and every MobileNetV3 activation.
 
-- `global_average_pools`: ReduceMean over H and W (keepdims) is GlobalAveragePool, which has one
+- `rewrite_global_average_pools`: ReduceMean over H and W (keepdims) is GlobalAveragePool, which has one
   (QLinearGlobalAveragePool). torch.export writes adaptive_avg_pool2d(x, 1) and x.mean((2, 3)) as ReduceMean.
 - `lower_hard_activations`: in a quantized graph, h-sigmoid(x) = clip(x + 3, 0, 6) / 6 is one QLinearAdd whose
   output quantization does the clip (saturation) and the division (its scale); h-swish(x) = x * h-sigmoid(x) is that
@@ -14,12 +14,17 @@ squeeze-and-excite block and of the head, and every MobileNetV3 activation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 CONTRIB = "com.microsoft"
 
 
-def global_average_pools(model) -> int:
+def rewrite_global_average_pools(model: onnx.ModelProto) -> int:
     """Rewrite, in place, every ReduceMean over axes (2, 3) with keepdims of a 4-D tensor as GlobalAveragePool;
     returns how many were rewritten."""
     import onnx
@@ -55,7 +60,7 @@ def global_average_pools(model) -> int:
     return rewritten
 
 
-def lower_hard_activations(model) -> int:
+def lower_hard_activations(model: onnx.ModelProto) -> int:
     """Replace, in place, every DequantizeLinear -> HardSwish|HardSigmoid -> QuantizeLinear island of a QDQ graph by
     int8 ONNX Runtime operators; returns how many were replaced.
 
@@ -152,7 +157,7 @@ def lower_hard_activations(model) -> int:
     return len(replacement)
 
 
-def inline_identities(model) -> int:
+def inline_identities(model: onnx.ModelProto) -> int:
     """Replace, in place, every Identity node that copies an initializer by a copy of that initializer under the
     node's output name; returns how many. (PyTorch's TorchScript exporter writes equal parameters, such as the zero
     biases of a freshly folded BN, once and the rest as Identity copies; ONNX Runtime's quantizer only quantizes a

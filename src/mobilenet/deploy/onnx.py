@@ -9,17 +9,21 @@ import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mobilenet._io import InputError, InputTypeError, atomic_write, check_output
 from mobilenet.deploy.folding import fuse
-from mobilenet.deploy.graph import global_average_pools, inline_identities
+from mobilenet.deploy.graph import inline_identities, rewrite_global_average_pools
 from mobilenet.metadata import InputSpec, file_metadata, input_spec
 from mobilenet.model import MobileNet
 from mobilenet.resolve import check_resolution
 from mobilenet.weights import load_with_metadata
+
+if TYPE_CHECKING:
+    import onnx
 
 MIN_OPSET = 17  # h-swish and h-sigmoid need >= 14; 17 gives LayerNormalization-era op versions ORT optimizes well
 TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
@@ -167,13 +171,13 @@ def _finish(path: str, header: dict[str, str]) -> int:
 
     proto = onnx.load(path)
     inline_identities(proto)
-    global_average_pools(proto)
+    rewrite_global_average_pools(proto)
     set_metadata(proto, header)
     onnx.save(proto, path)
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def set_metadata(proto, header: dict[str, str]) -> None:
+def set_metadata(proto: onnx.ModelProto, header: dict[str, str]) -> None:
     """Add `header` to the metadata of a loaded ONNX model."""
     for key, value in header.items():
         entry = proto.metadata_props.add()

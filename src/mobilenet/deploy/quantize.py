@@ -7,17 +7,21 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from mobilenet._io import InputError, atomic_write, check_output
 from mobilenet.data.transforms import normalize
-from mobilenet.deploy.graph import global_average_pools, lower_hard_activations
+from mobilenet.deploy.graph import lower_hard_activations, rewrite_global_average_pools
 from mobilenet.deploy.onnx import load_onnx, set_metadata
 from mobilenet.deploy.recipe import QuantizeRecipe
 from mobilenet.deploy.runtime import OnnxModel
 from mobilenet.metadata import RUNTIME_KEY
+
+if TYPE_CHECKING:
+    from mobilenet.data.datasets import ImageDataset
 
 # Operators only a quantized graph holds: a file with any of them is not an fp32 model to quantize.
 QUANTIZED_OPS = frozenset(
@@ -39,7 +43,7 @@ QUANTIZED_OPS = frozenset(
 def quantize_onnx(
     model_path: str | os.PathLike,
     out_path: str | os.PathLike,
-    calibration,
+    calibration: ImageDataset,
     samples: int = QuantizeRecipe.samples,
     method: str = QuantizeRecipe.method,
     per_channel: bool = QuantizeRecipe.per_channel,
@@ -113,7 +117,7 @@ def quantize_onnx(
     }
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        if global_average_pools(source):  # files exported before export_onnx wrote GlobalAveragePool itself
+        if rewrite_global_average_pools(source):  # files exported before export_onnx wrote GlobalAveragePool itself
             model_path = Path(tmp) / "pooled.onnx"
             onnx.save(source, str(model_path))
         # ORT's pre-process optimizer splits HardSwish into HardSigmoid + Mul, which quantizes into a float
@@ -181,7 +185,7 @@ def lower_portable(portable_path: str | os.PathLike, out_path: str | os.PathLike
 
 
 def quantize_by(
-    model_path: str | os.PathLike, out_path: str | os.PathLike, calibration, recipe: QuantizeRecipe
+    model_path: str | os.PathLike, out_path: str | os.PathLike, calibration: ImageDataset, recipe: QuantizeRecipe
 ) -> Path:
     """`quantize_onnx` with every choice taken from `recipe`."""
     choices = (recipe.samples, recipe.method, recipe.per_channel, recipe.activations, recipe.exclude)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from mobilenet._io import InputError, atomic_write
 from mobilenet.data.transforms import normalize
 from mobilenet.train.config import EVAL_BATCH_SIZE
+
+if TYPE_CHECKING:
+    from mobilenet.data.datasets import ImageDataset
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,8 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    predict,
-    dataset,
+    predict: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    dataset: ImageDataset,
     batch_size: int = EVAL_BATCH_SIZE,
     image_size: int | None = None,
     indices: torch.Tensor | None = None,
@@ -52,7 +57,7 @@ def evaluate(
     channels_last = isinstance(predict, torch.nn.Module)
     if channels_last:
         predict.eval().to(memory_format=torch.channels_last)
-    classes = dataset.classes
+    classes = dataset.info.classes
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     top5_hits, loss_sum = 0, 0.0
     for start in range(0, len(indices), batch_size):
