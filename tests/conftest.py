@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,13 @@ def torchvision_fixture(name: str) -> tuple[dict[str, torch.Tensor], torch.Tenso
     tensors, metadata = read_safetensors(FIXTURES / name)
     state = {key.removeprefix("state."): value for key, value in tensors.items() if key.startswith("state.")}
     return state, tensors["input"], tensors["output"], metadata
+
+
+def strict_json(text: str) -> object:
+    """`text` read as JSON the way a browser or jq reads it: NaN and Infinity, which Python writes but JSON has no
+    words for, are refused."""
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)

@@ -14,6 +14,7 @@ from mobilenet.cost.roofline import HardwareProfile
 from mobilenet.report.data import ReportData, collect
 from mobilenet.report.html import data_path, render_html, write_report
 from mobilenet.resolve import make_config
+from tests.conftest import strict_json
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -165,6 +166,7 @@ def test_the_page_is_drawn_again_from_its_saved_data_without_measuring(report, t
 
     for name in ("profile", "roofline", "check_roofline", "build"):
         monkeypatch.setattr(mobilenet.report.data, name, lambda *a, **k: pytest.fail("measured while drawing"))
+    strict_json(data_path(path).read_text())  # readable by more than Python: no NaN for a figure not measured
     data = ReportData.load(data_path(path))
     assert render_html(data) == path.read_text()  # the same page, from the data alone
     from mobilenet.cli import main

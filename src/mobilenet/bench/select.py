@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -79,6 +80,12 @@ class Entry:
         )
 
 
+def _or_none(value: float) -> float | None:
+    """`value`, or None for nan (not measured, no model): JSON has no nan, and `select --json` is read by more than
+    Python."""
+    return None if math.isnan(value) else value
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A configuration run by one backend: its latency and size here, and its accuracy for that backend's
@@ -122,9 +129,9 @@ class Candidate:
             "accuracy_kind": self.accuracy_kind,
             "latency_source": self.latency_source,
             "size_source": self.size_source,
-            "latency_spread": self.spread,
+            "latency_spread": _or_none(self.spread),
             "measured": self.measured,
-            "predicted_ms": self.predicted_ms,
+            "predicted_ms": _or_none(self.predicted_ms),
         }
 
     @property

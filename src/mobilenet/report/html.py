@@ -213,7 +213,7 @@ def plot_latency_model(models: dict[str, dict], candidates: list[dict]) -> str:
         scored = [
             (c["latency_ms"], c["predicted_ms"])
             for c in candidates
-            if c["backend"] == backend and c.get("measured", True) and c.get("predicted_ms", 0) > 0
+            if c["backend"] == backend and c.get("measured", True) and (c.get("predicted_ms") or 0) > 0
         ]
         if scored:
             ax.scatter(*zip(*scored, strict=True), color=color, label=f"{backend}: measured candidates")
