@@ -12,8 +12,7 @@ their figures. With --precision-check, it times the published members in ONNX Ru
 five rounds with the runner's rule (members re-timed until their median is known to `PRECISION`), and compares each
 rule's two sweeps.
 
-    python benchmarks/bench_latency_model.py --runs 3 --calibration-rounds 5 5:fixed --agreement \
-        --out docs/bench_latency_model.json
+    .venv/bin/python benchmarks/bench_latency_model.py --runs 3 --agreement --out docs/bench_latency_model.json
 """
 
 from __future__ import annotations
@@ -224,7 +223,7 @@ def main() -> int:
         default=[f"{ROUNDS}:fixed"],
         metavar="ROUNDS[:fixed]",
         help="the calibrations a run scores, the first the one the sweep is scaled to: rounds, the "
-        f"imprecise members re-timed to {PRECISION:.0%}, or with :fixed no more than those rounds "
+        f"imprecise members re-timed to {PRECISION * 100:.0f}%%, or with :fixed no more than those rounds "
         f"(default %(default)s: the library's; e.g. 5:fixed 5 15)",
     )
     parser.add_argument("--agreement", action="store_true", help="also two back-to-back select --refresh sweeps")

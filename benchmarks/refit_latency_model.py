@@ -1,8 +1,7 @@
 """The latency model's form refitted offline to the figures a `bench_latency_model.py` run kept: no timing.
 
     python benchmarks/refit_latency_model.py docs/bench_latency_model-0426.json [--backend onnx] [--out FILE]
-    python benchmarks/refit_latency_model.py --budget docs/bench_latency_model.json docs/bench_latency_model-0426.json \
-        docs/bench_agreement-0516.json [--ridge 0.01]
+    python benchmarks/refit_latency_model.py --budget docs/bench_latency_model*.json [--ridge 0.01]
 
 Per run and backend, the form (`mobilenet.bench.latency_model.fit`) is fitted to the calibration members' figures
 of the sweep itself (`same_sweep_ms`) and scored on the 45 published members of that sweep (their `members` rows,
