@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_build.py [--repeats 3] [--threads 1 2] [--out FILE]
 
-Times `mobilenet.bench.timing._build_all` building the 13 calibration members' files for the four ONNX backends
+Times `mobilenet.bench.timing._build_all` building the calibration members' files for the four ONNX backends
 (what the main job builds first when it calibrates, cold) into a fresh folder, once per setting of --threads (each
 build worker's `torch.set_num_threads`), the settings alternated --repeats times. The first setting is the library's
 default on a 2-core machine (half the cores a worker), the second what the workers ran before 2026-12-01 (PyTorch's

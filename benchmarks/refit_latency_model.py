@@ -4,10 +4,11 @@
     python benchmarks/refit_latency_model.py --budget docs/bench_latency_model*.json [--ridge 0.01]
 
 Per run and backend, the form (`mobilenet.bench.latency_model.fit`) is fitted to the calibration members' figures
-of the sweep itself (`same_sweep_ms`) and scored on the 45 published members of that sweep (their `members` rows,
-already at the calibrated level the run scaled to). It prints each fit's coefficients, the fraction within 10%, and
+of the sweep itself (`same_sweep_ms`; the members of today's `CALIBRATION` that the run timed: an older run's set may
+be smaller) and scored on the 45 published members of that sweep (their `members` rows, already at the calibrated
+level the run scaled to). It prints each fit's coefficients, the fraction within 10%, and
 the members missed by more than 10%; then, per backend, each coefficient's range over the runs: a coefficient whose
-range spans several times its median is one the 13 calibration members do not pin (the terms trade weight from run
+range spans several times its median is one the calibration members do not pin (the terms trade weight from run
 to run while the predictions move little), and a member missed the same way in every run is the form's, not noise.
 
 With --budget, the error of the library's path is taken apart, per run and backend of every file that kept its
@@ -16,7 +17,7 @@ measured) over the 45 published members and the fraction within 10%:
 
 - the library's path: the form fitted to the calibration's figures, timed minutes before the sweep;
 - the same sweep: fitted to the calibration members' figures in the sweep itself (no drift between the two);
-- the form's ceiling: each published member predicted by a fit to the 13 calibration members and the other 44
+- the form's ceiling: each published member predicted by a fit to the calibration members and the other 44
   published members of the same sweep (leave-one-out: 57 members instead of 13, still no drift);
 - the drift: the calibration members' log(calibration / sweep), each as a ratio to the reference;
 - the sweep's own noise, from every file's two back-to-back sweeps (`agreement`): the standard deviation of
@@ -52,7 +53,8 @@ def refit(document: dict[str, object], backends: list[str] | None = None) -> dic
             if "same_sweep_ms" not in detail:
                 raise ValueError("this run kept no same-sweep figures (bench_latency_model.py from 2026-12-01 on)")
             sweep = detail["same_sweep_ms"]
-            model = fit([(c, r, sweep[member_key(c, r)]) for c, r in members], backend, 0, "refit", "refit")
+            timed = [(c, r, sweep[member_key(c, r)]) for c, r in members if member_key(c, r) in sweep]
+            model = fit(timed, backend, 0, "refit", "refit")
             rows = [(entries[row["member"]], row["measured_ms"]) for row in detail["members"]]
             error = np.array([model.predict(e.config, e.resolution) / ms - 1 for e, ms in rows])
             missed = [
@@ -90,9 +92,7 @@ def budget(documents: list[dict[str, object]], ridge: float = 0.0) -> dict[str, 
     """The error of the library's path taken apart (module docstring), per run and backend of `documents`, and the
     sweeps' own noise from their agreements."""
     entries = {entry.key(): entry for entry in published_entries()}
-    members = calibration_members()
-    keys = [member_key(c, r) for c, r in members]
-    xc = np.array([features(c, r) for c, r in members])
+    members = {member_key(c, r): features(c, r) for c, r in calibration_members()}
     cases, noise = [], []
     for document in documents:
         if "agreement" in document:
@@ -103,6 +103,8 @@ def budget(documents: list[dict[str, object]], ridge: float = 0.0) -> dict[str, 
             for backend, detail in run["backends"].items():
                 if "calibration_ms" not in detail:
                     continue
+                keys = [k for k in members if k in detail["calibration_ms"]]  # what this run calibrated on
+                xc = np.array([members[k] for k in keys])
                 calibrated = np.array([detail["calibration_ms"][k][0] for k in keys])
                 same = np.array([detail["same_sweep_ms"][k] for k in keys])
                 xm = np.array(

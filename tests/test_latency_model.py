@@ -20,7 +20,7 @@ from mobilenet.bench.grid import NO_ACCURACY, grid_candidates, weights_mb
 from mobilenet.bench.runner import time_rounds
 from mobilenet.resolve import make_config
 
-TRUE = np.array([0.05, 0.004, 0.006, 0.05, 0.06, 0.1, 0.4, 0.2, 0.3, 0.008])  # ms per unit of each feature
+TRUE = np.array([0.05, 0.004, 0.006, 0.05, 0.06, 0.1, 0.4, 0.2, 0.3, 0.008, 0.003])  # ms per unit of each feature
 
 
 def synthetic(config, resolution) -> float:
@@ -47,9 +47,20 @@ def test_unaligned_channels_are_a_feature_of_v1_at_odd_widths_only():
     assert not all(calibrated)  # apart from the aligned layers' costs
 
 
+def test_channels_off_avx512_blocks_are_a_feature_of_their_own():
+    """Multiples of 8 but not of 16 (AVX-512's block): V2 0.35's 8, 24 and 56 channels; none in V1 1.0 (32 to 1024)."""
+    half = lm.FEATURES.index("half_aligned_bytes")
+    assert lm.features(make_config("mobilenet_v2", 0.35), 224)[half] > 0
+    assert lm.features(make_config("mobilenet_v1", 1.0), 224)[half] == 0
+    assert lm.features(make_config("mobilenet_v1", 0.3), 112)[half] == 0  # off multiples of 8: the other feature
+    calibrated = [lm.features(c, r)[half] > 0 for c, r in lm.calibration_members()]
+    assert any(calibrated)  # its cost is pinned
+    assert not all(calibrated)
+
+
 def test_the_fit_refuses_too_few_or_broken_measurements():
     members = [(c, r, 1.0) for c, r in lm.calibration_members()]
-    with pytest.raises(InputError, match="at least 10 measured members"):
+    with pytest.raises(InputError, match="at least 11 measured members"):
         lm.fit(members[:5], "onnx", 2, "m", "r")
     with pytest.raises(InputError, match="latency must be positive"):
         lm.fit([*members[:-1], (*members[-1][:2], float("nan"))], "onnx", 2, "m", "r")
@@ -275,7 +286,7 @@ def test_calibrate_times_with_the_rounds_and_precision_asked_for(tmp_path, monke
     assert main(["calibrate", "--backend", "onnx", "--cache", str(tmp_path), "--threads", "1", "--quiet"]) == 0
     timing.latency_models(["onnx"], 1, tmp_path, recalibrate=True, progress=False)
     assert asked[1:] == [(runner.ROUNDS, 1.0)] * 2
-    assert "calibrated on 13 members" in capsys.readouterr().out
+    assert f"calibrated on {len(lm.CALIBRATION)} members" in capsys.readouterr().out
     assert list(tmp_path.glob("latency-model-onnx-1t-*.json"))
     assert main(["calibrate", "--kit", str(tmp_path / "kit"), "--rounds", "15"]) == 2
     assert "give them to the runner on the device" in capsys.readouterr().err
@@ -333,7 +344,8 @@ def test_the_grid_fits_the_budgets_and_invents_no_accuracy():
 
 
 TINY_CALIBRATION = tuple(
-    ("mobilenet_v3_small" if i % 2 else "mobilenet_v1", 0.25 + 0.05 * i, 64 + 8 * (i % 4), {}) for i in range(10)
+    ("mobilenet_v3_small" if i % 2 else "mobilenet_v1", 0.25 + 0.05 * i, 64 + 8 * (i % 4), {})
+    for i in range(len(lm.FEATURES))
 )
 
 

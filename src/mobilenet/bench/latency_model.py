@@ -9,12 +9,15 @@ fixed cost per kernel launch; the element-wise work the runtimes do not fuse (h-
 residual adds) costs per element; and a conv whose channels are not a multiple of the runtimes' SIMD block (`ALIGN`)
 runs on slower kernels and reorders its tensors to and from the blocked layout, which costs extra per byte it moves
 (only V1 has such layers: its channels are int(alpha * c), so alpha 0.3 gives 9, 19, 38, ...; V2 and V3 round every
-width to a multiple of 8). Charged per multiply-add instead, that cost left small unaligned members 20-40% low:
+width to a multiple of 8). Charged per multiply-add instead, that cost left small unaligned members 20-40% low. On
+AVX-512 the block is 16 floats, and V2 and V3 have many layers of 8, 24, 40 or 56 channels: those layers' bytes are a
+second term (`half_aligned_bytes`), which the fit leaves near 0 where it costs nothing:
 
     t = call + layer * (conv and linear layers) + sum over kinds (macs_k * MACs_k + bytes_k * bytes_k)
-        + vector * (SE and classifier weights) + elementwise * (unfused elements) + unaligned * (their bytes)
+        + vector * (SE and classifier weights) + elementwise * (unfused elements)
+        + unaligned * (bytes of convs off multiples of 8) + half_aligned * (of multiples of 8 but not 16)
 
-Its ten coefficients are fitted by non-negative least squares on relative error (a member of 1 ms weighs as much
+Its eleven coefficients are fitted by non-negative least squares on relative error (a member of 1 ms weighs as much
 as one of 20 ms; no cost can be negative) to the calibration members (`CALIBRATION`): off the published grid, so
 the 45 published members stay out of the fit and score it, chosen to span the family (each version, alpha 0.25-1.3,
 resolutions 96-256, V2's expansion 3-8, V1 with aligned and unaligned channels). The features come from
@@ -54,8 +57,10 @@ FEATURES = (
     "vector_params",
     "elementwise",
     "unaligned_bytes",
+    "half_aligned_bytes",
 )
 ALIGN = 8  # channels per SIMD block of the runtimes' fast conv kernels (ONNX Runtime's NCHWc, on AVX2: 8 floats)
+WIDE_ALIGN = 16  # the block on AVX-512 (16 floats)
 _FUSED = frozenset({"batchnorm", "relu", "relu6"})  # folded or fused into the conv by every runtime here
 
 # The calibration members: (version, alpha, resolution, options). None is published: the published members score
@@ -68,12 +73,14 @@ CALIBRATION: tuple[tuple[str, float, int, dict[str, object]], ...] = (
     ("mobilenet_v1", 0.5, 208, {}),  # 16, 32, 64, ... (aligned, as every published V1)
     ("mobilenet_v1", 1.0, 176, {}),
     ("mobilenet_v2", 0.4, 112, {}),
+    ("mobilenet_v2", 0.3, 176, {}),  # channels 8 to 48, some off multiples of 16: as small as V2 0.35
     ("mobilenet_v2", 0.9, 144, {"t": 8}),
     ("mobilenet_v2", 1.2, 256, {}),
     ("mobilenet_v3_large", 0.6, 192, {}),
     ("mobilenet_v3_large", 1.25, 256, {}),
     ("mobilenet_v3_small", 1.3, 240, {}),
     ("mobilenet_v3_large", 0.9, 128, {"minimal": True}),
+    ("mobilenet_v3_small", 0.8, 192, {"minimal": True}),  # no SE, no h-swish: runtimes fuse all of its activations
 )
 
 
@@ -90,8 +97,11 @@ def features(config: ModelConfig, resolution: int) -> tuple[float, ...]:
     f["call"] = 1.0
     for layer in report.layers:
         f["layers"] += 1
-        if layer.kind in ("pointwise", "depthwise", "standard") and _unaligned(layer):
-            f["unaligned_bytes"] += (layer.bytes_read + layer.bytes_written) / 1e6
+        if layer.kind in ("pointwise", "depthwise", "standard"):
+            if _unaligned(layer, ALIGN):
+                f["unaligned_bytes"] += (layer.bytes_read + layer.bytes_written) / 1e6
+            elif _unaligned(layer, WIDE_ALIGN):
+                f["half_aligned_bytes"] += (layer.bytes_read + layer.bytes_written) / 1e6
         if layer.kind in ("pointwise", "depthwise"):
             f[f"{layer.kind}_macs"] += layer.macs / 1e6
             f[f"{layer.kind}_bytes"] += (layer.bytes_read + layer.bytes_written) / 1e6
@@ -103,12 +113,12 @@ def features(config: ModelConfig, resolution: int) -> tuple[float, ...]:
     return tuple(f[name] for name in FEATURES)
 
 
-def _unaligned(layer) -> bool:
-    """Whether a conv layer's channels miss the runtimes' SIMD blocks (`ALIGN`): its output channels, and a pointwise
+def _unaligned(layer, block: int) -> bool:
+    """Whether a conv layer's channels miss SIMD blocks of `block` channels: its output channels, and a pointwise
     layer's input channels too (the stem's 3 input channels are padded by every runtime). Such a layer runs on
     slower kernels: on 2026-11-30's Intel Xeon, mobilenet_v1 0.6 @176 (126 M multiply-adds, channels 19-614) took
     2.74 ms in ONNX Runtime and the aligned 0.75 @192 (235 M) 2.34 ms (docs/bench.md)."""
-    return bool(layer.out_shape[0] % ALIGN or (layer.kind == "pointwise" and layer.in_shape[0] % ALIGN))  # (C, H, W)
+    return bool(layer.out_shape[0] % block or (layer.kind == "pointwise" and layer.in_shape[0] % block))  # (C, H, W)
 
 
 @dataclass(frozen=True)
