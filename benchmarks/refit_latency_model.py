@@ -2,6 +2,7 @@
 
     python benchmarks/refit_latency_model.py docs/bench_latency_model-0426.json [--backend onnx] [--out FILE]
     python benchmarks/refit_latency_model.py --budget docs/bench_latency_model*.json [--ridge 0.01]
+        [--drop FEATURE ...] [--leave-out MEMBER_KEY ...]
 
 Per run and backend, the form (`mobilenet.bench.latency_model.fit`) is fitted to the calibration members' figures
 of the sweep itself (`same_sweep_ms`; the members of today's `CALIBRATION` that the run timed: an older run's set may
@@ -25,8 +26,9 @@ measured) over the 45 published members and the fraction within 10%:
 
 A prediction cannot agree with a sweep better than the sweep agrees with itself: if the ceiling misses 10% of the
 members, no calibration set of this machine's timing will put 90% within ±10%. --ridge shrinks every fit (the
-coefficients scaled to unit columns, the penalty's weight against the 13 relative errors) to try a form with fewer
-effective terms.
+coefficients scaled to unit columns, the penalty's weight against the calibration's relative errors) to try a form
+with fewer effective terms. --drop and --leave-out take a change apart on the same figures: the form without a
+feature (its column zeroed: the fit's coefficient for it is 0) and the calibration without some members.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import sys
 
 import numpy as np
 
-from mobilenet.bench.latency_model import FEATURES, calibration_members, features, fit, member_key
+from mobilenet.bench.latency_model import FEATURES, calibration_members, fit, member_key
+from mobilenet.bench.latency_model import features as member_features
 from mobilenet.bench.select import published_entries
 
 
@@ -88,11 +91,22 @@ def coefficients(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.ndarray
     return solved / scale
 
 
-def budget(documents: list[dict[str, object]], ridge: float = 0.0) -> dict[str, object]:
+def budget(
+    documents: list[dict[str, object]],
+    ridge: float = 0.0,
+    drop: tuple[str, ...] = (),
+    leave_out: tuple[str, ...] = (),
+) -> dict[str, object]:
     """The error of the library's path taken apart (module docstring), per run and backend of `documents`, and the
-    sweeps' own noise from their agreements."""
+    sweeps' own noise from their agreements. An ablation: the features of `drop` left out of the form, the calibration
+    members of `leave_out` (member keys) out of the calibration."""
+    keep = np.array([name not in drop for name in FEATURES], dtype=float)
+
+    def features(config, resolution) -> np.ndarray:
+        return np.array(member_features(config, resolution)) * keep
+
     entries = {entry.key(): entry for entry in published_entries()}
-    members = {member_key(c, r): features(c, r) for c, r in calibration_members()}
+    members = {member_key(c, r): features(c, r) for c, r in calibration_members() if member_key(c, r) not in leave_out}
     cases, noise = [], []
     for document in documents:
         if "agreement" in document:
@@ -144,6 +158,8 @@ def main() -> int:
     parser.add_argument("--backend", nargs="+", default=None, help="default: every backend of the file")
     parser.add_argument("--budget", action="store_true", help="take the library path's error apart (see above)")
     parser.add_argument("--ridge", type=float, default=0.0, help="--budget's fits shrunk by this ridge weight")
+    parser.add_argument("--drop", nargs="+", default=(), choices=FEATURES, help="--budget without these features")
+    parser.add_argument("--leave-out", nargs="+", default=(), metavar="KEY", help="--budget without these members")
     parser.add_argument("--out", default=None, help="write the refits (or the budget) as JSON")
     args = parser.parse_args()
     documents = []
@@ -151,9 +167,14 @@ def main() -> int:
         with open(name, encoding="utf-8") as source:
             documents.append(json.load(source))
     if args.budget:
-        return _print_budget(budget(documents, args.ridge), args.out)
+        unknown = set(args.leave_out) - {member_key(c, r) for c, r in calibration_members()}
+        if unknown:
+            parser.error(f"not calibration members: {', '.join(sorted(unknown))} (keys as in the JSON's calibration)")
+        return _print_budget(budget(documents, args.ridge, tuple(args.drop), tuple(args.leave_out)), args.out)
     if len(documents) != 1:
         parser.error("refits read one file; --budget reads several")
+    if args.drop or args.leave_out or args.ridge:
+        parser.error("--drop, --leave-out and --ridge are --budget's")
     fits = refit(documents[0], args.backend)
     for backend, runs in fits.items():
         for i, one in enumerate(runs):
