@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/profile_openvino.py [--models mobilenet_v2 ...] [--precisions f32 bf16] [--threads 2]
 
 For each model (untrained, 224 px, batch 1, the fp32 export `mobilenet.deploy.artifacts.build_artifact` writes for
-the `openvino` backends, reshaped to batch 1 as the library compiles it): one compiled model per precision with
-OpenVINO's performance counters on (`PERF_COUNT`), 50 warm-up calls, then --calls counted calls, the precisions in
-alternating blocks of 10 so that the machine's drift hits them alike. Prints each precision's median wall time per
-call, the sum of its nodes' times, and its costliest (node type, kernel) pairs, ms per call. The counters add a
-little to every node: read the kernels' shares and their ratios between precisions, and `mobilenet bench` for speed.
+the `openvino` backends, compiled by the library's `mobilenet.bench.runner.openvino_request`): one compiled model per
+precision with OpenVINO's performance counters on (`PERF_COUNT`), 50 warm-up calls, then --calls counted calls, the
+precisions in alternating blocks of 10 so that the machine's drift hits them alike. Prints each precision's median
+wall time per call, the sum of its nodes' times, and its costliest (node type, kernel) pairs, ms per call. The
+counters add a little to every node: read the kernels' shares and their ratios between precisions, and `mobilenet
+bench` for speed.
 Used for docs/deploy.md's "bf16 without AMX is slower than fp32".
 """
 
@@ -20,10 +21,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import openvino as ov
 from bench_latency_model import cpu_model  # this folder's: run as `python benchmarks/...`
 
+from mobilenet.bench.runner import openvino_request
 from mobilenet.deploy.artifacts import build_artifact
 from mobilenet.model import build
 from mobilenet.resolve import ModelConfig
@@ -32,34 +33,20 @@ WARMUP_CALLS = 50
 BLOCK = 10
 
 
-def compile_model(core: ov.Core, path: str, precision: str, threads: int) -> ov.InferRequest:
-    model = core.read_model(path)
-    model.reshape([1, 3, 224, 224])
-    config = {
-        "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": precision,
-        "PERFORMANCE_HINT": "LATENCY",
-        "PERF_COUNT": True,
-    }
-    return core.compile_model(model, "CPU", config).create_infer_request()
-
-
 def profile_model(name: str, precisions: list[str], threads: int, calls: int) -> None:
-    core = ov.Core()
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        path = str(build_artifact(build(ModelConfig(name)).eval(), "openvino", 224, tmp))
-        requests = {p: compile_model(core, path, p, threads) for p in precisions}
+        path = build_artifact(build(ModelConfig(name)).eval(), "openvino", 224, tmp)
+        requests = {p: openvino_request(path, threads, p, PERF_COUNT=True) for p in precisions}
         for request in requests.values():
             for _ in range(WARMUP_CALLS):
-                request.infer({0: x})
+                request.infer()
         wall = {p: [] for p in precisions}
         kernels = {p: collections.Counter() for p in precisions}
         for _ in range(calls // BLOCK):
             for precision, request in requests.items():
                 for _ in range(BLOCK):
                     started = time.perf_counter()
-                    request.infer({0: x})
+                    request.infer()
                     wall[precision].append(time.perf_counter() - started)
                     for node in request.profiling_info:
                         kernels[precision][(node.node_type, node.exec_type)] += node.real_time.total_seconds()

@@ -212,16 +212,22 @@ def _share_threads(ort, threads: int) -> bool:
 def openvino_runner(path: str | os.PathLike, threads: int, precision: str = "f32", batch: int = 1):
     """A zero-argument callable running the ONNX file at `path` once in OpenVINO on this CPU, compiled for `batch`
     at inference precision `precision` ("f32" or "bf16")."""
+    return openvino_request(path, threads, precision, batch).infer
+
+
+def openvino_request(path: str | os.PathLike, threads: int, precision: str = "f32", batch: int = 1, **config):
+    """The OpenVINO infer request `openvino_runner` calls, its input set; `config`: more properties to compile with
+    (e.g. PERF_COUNT=True for per-node counters)."""
     import openvino
 
     core = openvino.Core()
     model = core.read_model(str(path))
     shape = list(model.inputs[0].get_partial_shape().get_min_shape())
     model.reshape([batch, *shape[1:]])
-    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    config |= {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
     request = core.compile_model(model, "CPU", config).create_infer_request()
     request.set_input_tensor(openvino.Tensor(_batch([batch, *shape[1:]], batch)))
-    return request.infer
+    return request
 
 
 def _batch(shape, batch: int) -> np.ndarray:
